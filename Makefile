@@ -1,0 +1,86 @@
+# fz - autoencoders, VAEs and the fuzzy conditional VAE as small Unix tools.
+#
+#   make              build every tool into build/bin
+#   make check        build and run all tests (installs missing Debian packages first)
+#   make check SAN=1  the same under AddressSanitizer + UBSan (objects in build-san/)
+#   make install PREFIX=/usr/local
+#   make deps         install the Debian packages fz needs (sudo only when not root)
+#   make bench        benchmarks (see bench/README.md)
+
+PREFIX  ?= /usr/local
+CC      ?= cc
+PKGS     = openblas libarchive libpng
+SHELL    = /bin/bash
+
+ifeq ($(SAN),1)
+O        = build-san
+OPT      = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
+else
+O        = build
+OPT      = -O2
+endif
+
+# Recursively expanded on purpose: pkg-config runs when a rule needs the flags, i.e. after
+# `make deps` had its chance to install the libraries.
+CFLAGS   = -std=c11 -Wall -Wextra $(OPT) -D_DEFAULT_SOURCE -Ilib $(shell pkg-config --cflags $(PKGS))
+LDLIBS   = $(shell pkg-config --libs $(PKGS)) -lz -lm -lpthread
+LDFLAGS += $(if $(filter 1,$(SAN)),-fsanitize=address,undefined)
+
+LIB_SRC  = $(wildcard lib/*.c)
+LIB_OBJ  = $(patsubst lib/%.c,$(O)/lib/%.o,$(LIB_SRC))
+TOOLS    = $(patsubst tools/%.c,$(O)/bin/%,$(wildcard tools/fz-*.c))
+UNIT     = $(patsubst tests/unit/%.c,$(O)/tests/%,$(wildcard tests/unit/test_*.c))
+MAN      = $(wildcard man/*.[1-9])
+
+.PHONY: all check tests deps deps-if-missing install uninstall clean bench lint
+.DELETE_ON_ERROR:
+
+all: $(TOOLS)
+
+$(O)/lib/%.o: lib/%.c $(wildcard lib/*.h) | $(O)/lib
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(O)/libfz.a: $(LIB_OBJ)
+	rm -f $@ && ar rcs $@ $^
+
+$(O)/bin/%: tools/%.c $(O)/libfz.a $(wildcard lib/*.h) | $(O)/bin
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(O)/libfz.a $(LDLIBS)
+
+$(O)/tests/%: tests/unit/%.c tests/unit/check.h $(O)/libfz.a $(wildcard lib/*.h) | $(O)/tests
+	$(CC) $(CFLAGS) -Itests/unit $(LDFLAGS) -o $@ $< $(O)/libfz.a $(LDLIBS)
+
+$(O)/lib $(O)/bin $(O)/tests:
+	mkdir -p $@
+
+tests: $(TOOLS) $(UNIT)
+
+# The README's test command. Installs missing packages first, then builds in a second make
+# so that pkg-config sees what was just installed.
+check:
+	@bash pipelines/deps.sh --if-missing
+	@$(MAKE) --no-print-directory tests
+	@FZ_BIN=$(CURDIR)/$(O)/bin FZ_TESTS=$(CURDIR)/$(O)/tests SAN=$(SAN) bash tests/run.sh
+
+deps:
+	bash pipelines/deps.sh
+
+deps-if-missing:
+	bash pipelines/deps.sh --if-missing
+
+lint:
+	mandoc -T lint -W warning $(MAN)
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 \
+	  $(DESTDIR)$(PREFIX)/share/man/man5 $(DESTDIR)$(PREFIX)/share/man/man7
+	install -m 755 $(TOOLS) $(DESTDIR)$(PREFIX)/bin/
+	for m in $(MAN); do s=$${m##*.}; install -m 644 $$m $(DESTDIR)$(PREFIX)/share/man/man$$s/; done
+
+uninstall:
+	rm -f $(addprefix $(DESTDIR)$(PREFIX)/bin/,$(notdir $(TOOLS)))
+	for m in $(MAN); do s=$${m##*.}; rm -f $(DESTDIR)$(PREFIX)/share/man/man$$s/$$(basename $$m); done
+
+clean:
+	rm -rf build build-san
+
+-include $(wildcard pipelines/*.mk)
