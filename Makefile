@@ -24,7 +24,8 @@ endif
 # `make deps` had its chance to install the libraries.
 CFLAGS   = -std=c11 -Wall -Wextra $(OPT) -D_DEFAULT_SOURCE -Ilib $(shell pkg-config --cflags $(PKGS))
 LDLIBS   = $(shell pkg-config --libs $(PKGS)) -lz -lm -lpthread
-LDFLAGS += $(if $(filter 1,$(SAN)),-fsanitize=address,undefined)
+comma   := ,
+LDFLAGS += $(if $(filter 1,$(SAN)),-fsanitize=address$(comma)undefined)
 
 LIB_SRC  = $(wildcard lib/*.c)
 LIB_OBJ  = $(patsubst lib/%.c,$(O)/lib/%.o,$(LIB_SRC))
