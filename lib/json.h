@@ -9,6 +9,10 @@
 #include "util.h"
 
 #define FZ_JSON_MAX_DEPTH 64
+/* Larger inputs, or inputs with more values (strings, numbers, ... arrays, objects), are
+ * refused: they bound the memory a hostile text can make the parser allocate. */
+#define FZ_JSON_MAX_INPUT ((size_t)64 << 20)
+#define FZ_JSON_MAX_NODES (1 << 21)
 
 typedef enum fz_jtype { FZ_JNULL, FZ_JBOOL, FZ_JNUM, FZ_JSTR, FZ_JARR, FZ_JOBJ } fz_jtype;
 
