@@ -1,0 +1,196 @@
+#include "blas.h"
+
+#include <cblas.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "rng.h"
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#include <pmmintrin.h>
+#include <xmmintrin.h>
+#define FZ_X86 1
+#else
+#define FZ_X86 0
+#endif
+
+/* C = beta * C for the degenerate K == 0 product (cblas rejects lda < 1 there and would
+ * print through xerbla, which lib/ must not do). */
+static void scale_c(int M, int N, float beta, float *C, int ldc)
+{
+    for (int i = 0; i < M; i++)
+        for (int j = 0; j < N; j++) {
+            float *c = &C[(size_t)i * ldc + j];
+            *c = beta == 0.0f ? 0.0f : beta * *c;
+        }
+}
+
+void fz_gemm(int transA, int transB, int M, int N, int K, float alpha, const float *A,
+             int lda, const float *B, int ldb, float beta, float *C, int ldc)
+{
+    if (M <= 0 || N <= 0) return;
+    if (K <= 0) {
+        scale_c(M, N, beta, C, ldc);
+        return;
+    }
+    cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans,
+                transB ? CblasTrans : CblasNoTrans, M, N, K, alpha, A, lda, B, ldb, beta, C,
+                ldc);
+}
+
+void fz_gemm_naive(int transA, int transB, int M, int N, int K, float alpha, const float *A,
+                   int lda, const float *B, int ldb, float beta, float *C, int ldc)
+{
+    for (int i = 0; i < M; i++) {
+        for (int j = 0; j < N; j++) {
+            double s = 0.0;
+            for (int k = 0; k < K; k++) {
+                double a = transA ? A[(size_t)k * lda + i] : A[(size_t)i * lda + k];
+                double b = transB ? B[(size_t)j * ldb + k] : B[(size_t)k * ldb + j];
+                s += a * b;
+            }
+            float *c = &C[(size_t)i * ldc + j];
+            /* beta == 0 must not read C, as BLAS promises */
+            *c = (float)(alpha * s + (beta == 0.0f ? 0.0 : (double)beta * *c));
+        }
+    }
+}
+
+unsigned fz_cpu_features(void)
+{
+    unsigned flags = 0;
+#if FZ_X86
+    unsigned a, b, c, d;
+    if (!__get_cpuid(1, &a, &b, &c, &d)) return 0;
+    int osxsave = (c >> 27) & 1, avx = (c >> 28) & 1, fma = (c >> 12) & 1;
+    if (!osxsave || !avx) return 0;
+    /* XCR0 says which register states the OS saves on a context switch: bits 1-2 are
+     * SSE/YMM, 5-7 are the AVX-512 opmask and ZMM halves. Without them the instructions
+     * fault even if CPUID lists them. */
+    unsigned xlo, xhi;
+    __asm__ volatile("xgetbv" : "=a"(xlo), "=d"(xhi) : "c"(0));
+    (void)xhi;
+    if ((xlo & 0x6) != 0x6) return 0;
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return 0;
+    if ((b >> 5) & 1) flags |= FZ_CPU_AVX2;
+    if (fma) flags |= FZ_CPU_FMA;
+    unsigned need512 = (1u << 16) | (1u << 17) | (1u << 30) | (1u << 31); /* F DQ BW VL */
+    if ((b & need512) == need512 && (xlo & 0xe0) == 0xe0) flags |= FZ_CPU_AVX512;
+#endif
+    return flags;
+}
+
+const char *fz_blas_pick_core(const char *corename, unsigned cpu_flags)
+{
+    /* Cores whose kernels predate AVX2+FMA: what OpenBLAS falls back to on a CPU it does
+     * not recognise. */
+    static const char *const weak[] = {"Prescott", "Nehalem",   "Core2",      "Penryn",
+                                       "Dunnington", "Atom",    "Sandybridge", "Katmai",
+                                       "Coppermine", "Northwood", "Banias",   "Barcelona",
+                                       "Opteron",   "Bulldozer", "Piledriver"};
+    if (!corename) return NULL;
+    int is_weak = 0;
+    for (size_t i = 0; i < sizeof weak / sizeof weak[0]; i++)
+        if (strcasecmp(corename, weak[i]) == 0) is_weak = 1;
+    if (!is_weak) return NULL;
+    if (cpu_flags & FZ_CPU_AVX512) return "SkylakeX";
+    if ((cpu_flags & FZ_CPU_AVX2) && (cpu_flags & FZ_CPU_FMA)) return "Haswell";
+    return NULL;
+}
+
+const char *fz_blas_corename(void)
+{
+    const char *s = openblas_get_corename();
+    return s ? s : "unknown";
+}
+
+int fz_blas_init(int argc, char **argv)
+{
+    if (getenv("OPENBLAS_CORETYPE")) {
+        /* Set either by the user (respected as is) or by our own re-exec below. */
+        if (getenv("FZ_BLAS_REEXEC")) {
+            /* Not passed on: a child of this program sees a plain user setting. */
+            unsetenv("FZ_BLAS_REEXEC");
+            return 1;
+        }
+        return 0;
+    }
+    if (getenv("FZ_BLAS_REEXEC")) return 0; /* tried once already */
+    const char *pick = fz_blas_pick_core(fz_blas_corename(), fz_cpu_features());
+    if (!pick || argc < 1 || !argv || !argv[0]) return 0;
+    if (setenv("OPENBLAS_CORETYPE", pick, 1) != 0 || setenv("FZ_BLAS_REEXEC", "1", 1) != 0) {
+        unsetenv("OPENBLAS_CORETYPE");
+        unsetenv("FZ_BLAS_REEXEC");
+        return 0;
+    }
+    execv("/proc/self/exe", argv);
+    /* exec failed (no /proc, say): carry on with the library's own choice */
+    unsetenv("OPENBLAS_CORETYPE");
+    unsetenv("FZ_BLAS_REEXEC");
+    return 0;
+}
+
+int fz_blas_selfcheck(fz_err *err)
+{
+    static const int shapes[][3] = {{1, 1, 1}, {7, 13, 5}, {33, 17, 65}, {64, 70, 129},
+                                    {129, 31, 257}};
+    fz_rng rng;
+    fz_rng_seed(&rng, 12345);
+    int rc = 0;
+    size_t maxn = 129 * 257;
+    float *A = fz_malloc(maxn * sizeof(float), err);
+    float *B = fz_malloc(maxn * sizeof(float), err);
+    float *C = fz_malloc(maxn * sizeof(float), err);
+    float *R = fz_malloc(maxn * sizeof(float), err);
+    if (!A || !B || !C || !R) {
+        rc = -1;
+        goto out;
+    }
+    for (size_t i = 0; i < maxn; i++) {
+        A[i] = (float)(2.0 * fz_rng_uniform(&rng) - 1.0);
+        B[i] = (float)(2.0 * fz_rng_uniform(&rng) - 1.0);
+    }
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0] && rc == 0; s++) {
+        int M = shapes[s][0], N = shapes[s][1], K = shapes[s][2];
+        for (int t = 0; t < 4 && rc == 0; t++) {
+            int ta = t & 1, tb = t >> 1;
+            int lda = ta ? M : K, ldb = tb ? K : N;
+            for (int i = 0; i < M * N; i++) C[i] = R[i] = (float)(i % 7) - 3.0f;
+            fz_gemm(ta, tb, M, N, K, 0.75f, A, lda, B, ldb, 0.5f, C, N);
+            fz_gemm_naive(ta, tb, M, N, K, 0.75f, A, lda, B, ldb, 0.5f, R, N);
+            /* entries in [-1, 1]: the float rounding error grows at most ~K * eps * K;
+             * a wrong kernel is off by O(1) */
+            double tol = 1e-5 * K + 1e-5;
+            for (int i = 0; i < M * N; i++) {
+                if (!(fabs((double)C[i] - (double)R[i]) <= tol)) {
+                    rc = fz_fail(err, FZ_EDATA,
+                                 "BLAS self-check failed on core %s: sgemm %dx%dx%d trans %d%d "
+                                 "element %d: %g vs reference %g",
+                                 fz_blas_corename(), M, N, K, ta, tb, i, (double)C[i],
+                                 (double)R[i]);
+                    break;
+                }
+            }
+        }
+    }
+out:
+    free(A);
+    free(B);
+    free(C);
+    free(R);
+    return rc;
+}
+
+void fz_blas_ftz(int on)
+{
+#if FZ_X86
+    _MM_SET_FLUSH_ZERO_MODE(on ? _MM_FLUSH_ZERO_ON : _MM_FLUSH_ZERO_OFF);
+    _MM_SET_DENORMALS_ZERO_MODE(on ? _MM_DENORMALS_ZERO_ON : _MM_DENORMALS_ZERO_OFF);
+#else
+    (void)on;
+#endif
+}

@@ -1,0 +1,78 @@
+/* blas.h - the one matrix-multiply entry point, its plain-loop oracle, and the choice of
+ * OpenBLAS core type.
+ *
+ * All matrices are float32, row-major. fz_gemm computes
+ *
+ *     C (M, N) = alpha * op(A) (M, K) * op(B) (K, N) + beta * C
+ *
+ * where op(X) is X when transX == 0 and X^T otherwise. lda/ldb/ldc are the row strides of
+ * the matrices as stored: A is stored (M, K) with lda >= K when transA == 0, and (K, M) with
+ * lda >= M when transA != 0; likewise B is stored (K, N) or (N, K); C is (M, N), ldc >= N.
+ * When beta == 0, C is only written, never read (NaNs in it do not propagate).
+ *
+ * Core type. Debian's OpenBLAS is built with DYNAMIC_ARCH: at load time it picks kernels
+ * for the CPU it recognises, and on CPUs newer than the library it may fall back to slow
+ * SSE3 kernels ("Prescott") although the CPU has AVX2 or AVX-512. The environment variable
+ * OPENBLAS_CORETYPE overrides the choice but is only read when the library loads, so
+ * fz_blas_init() re-executes the program once with it set (see below). A user-set
+ * OPENBLAS_CORETYPE is always respected.
+ *
+ * Typical tool main():
+ *
+ *     int main(int argc, char **argv) {
+ *         int switched = fz_blas_init(argc, argv);   // may not return (re-exec)
+ *         fz_blas_ftz(1);
+ *         if (switched && fz_blas_selfcheck(&err) != 0) die(err.msg);
+ *         ...
+ */
+#ifndef FZ_BLAS_H
+#define FZ_BLAS_H
+
+#include "util.h"
+
+/* C (M, N) = alpha * op(A) * op(B) + beta * C through OpenBLAS cblas_sgemm. */
+void fz_gemm(int transA, int transB, int M, int N, int K, float alpha, const float *A,
+             int lda, const float *B, int ldb, float beta, float *C, int ldc);
+
+/* The same product with plain loops and double accumulation: slow, kept as the oracle the
+ * tests and fz_blas_selfcheck compare fz_gemm with. */
+void fz_gemm_naive(int transA, int transB, int M, int N, int K, float alpha, const float *A,
+                   int lda, const float *B, int ldb, float beta, float *C, int ldc);
+
+/* CPU features relevant to the core choice. FZ_CPU_AVX512 is set only when AVX-512 F, BW,
+ * DQ and VL are all present AND the operating system saves the AVX-512 register state
+ * (XCR0 bits 5-7); FZ_CPU_AVX2/FMA likewise require the OS to save the YMM state. */
+enum { FZ_CPU_AVX2 = 1, FZ_CPU_FMA = 2, FZ_CPU_AVX512 = 4 };
+/* The flags of the running CPU (0 on non-x86 machines). */
+unsigned fz_cpu_features(void);
+
+/* The pure selection rule: given the core OpenBLAS chose and the CPU flags, return the core
+ * type to ask for instead, or NULL to keep the library's choice. A weak fallback core
+ * (Prescott, Nehalem, Core2, Penryn, Dunnington, Atom, Sandybridge, Katmai, Coppermine,
+ * Northwood, Banias, Barcelona, Opteron, Bulldozer, Piledriver) becomes "SkylakeX" when the
+ * flags have FZ_CPU_AVX512, else "Haswell" when they have FZ_CPU_AVX2 and FZ_CPU_FMA, else
+ * it is kept. An AVX-512 core is never returned without FZ_CPU_AVX512 (emulators such as
+ * valgrind do not run AVX-512 code). Any other core name is kept. */
+const char *fz_blas_pick_core(const char *corename, unsigned cpu_flags);
+
+/* Call first thing in main(). If OPENBLAS_CORETYPE is unset and fz_blas_pick_core() wants a
+ * different core, sets OPENBLAS_CORETYPE and FZ_BLAS_REEXEC=1 and re-executes
+ * /proc/self/exe with the same argv (argv[argc] must be NULL, as main() gets it); this is
+ * tried once, and if exec fails the environment is restored and the program continues on
+ * the library's choice. Returns 1 in the re-executed program (the core was chosen here, so
+ * the caller may want fz_blas_selfcheck()), 0 otherwise. Never prints. */
+int fz_blas_init(int argc, char **argv);
+
+/* The core OpenBLAS runs on, e.g. "Haswell" (for logs). */
+const char *fz_blas_corename(void);
+
+/* Multiply a few odd-shaped random matrices with fz_gemm and fz_gemm_naive for all four
+ * transpose combinations and compare. Returns 0, or -1 with a reason naming the shape. */
+int fz_blas_selfcheck(fz_err *err);
+
+/* Flush-to-zero and denormals-are-zero on (1) or off (0) for the calling thread's SSE unit:
+ * denormal floats make training many times slower and carry no useful signal. Threads
+ * OpenBLAS already started keep their own setting. */
+void fz_blas_ftz(int on);
+
+#endif

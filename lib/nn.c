@@ -1,0 +1,542 @@
+/* nn.c - layer construction, parameters, and the forward/backward of the dense, norm,
+ * dropout, activation and view layers. The convolutions live in conv.c. */
+#include "nn.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "blas.h"
+
+/* ---- construction ------------------------------------------------------------------- */
+
+static int check_dim(int v, const char *what, fz_err *err)
+{
+    if (v < 1 || v > FZ_NN_MAX_DIM)
+        return fz_fail(err, FZ_EUSAGE, "%s must be in [1, %d], got %d", what, FZ_NN_MAX_DIM, v);
+    return 0;
+}
+
+static int check_shape(fz_shape s, const char *what, fz_err *err)
+{
+    char name[64];
+    snprintf(name, sizeof name, "%s channels", what);
+    if (check_dim(s.c, name, err)) return -1;
+    snprintf(name, sizeof name, "%s height", what);
+    if (check_dim(s.h, name, err)) return -1;
+    snprintf(name, sizeof name, "%s width", what);
+    if (check_dim(s.w, name, err)) return -1;
+    /* each factor <= 2^16, so the product fits in 64 bits */
+    unsigned long long n = (unsigned long long)s.c * (unsigned long long)s.h * (unsigned long long)s.w;
+    if (n > FZ_NN_MAX_SAMPLE)
+        return fz_fail(err, FZ_EUSAGE, "%s sample of %dx%dx%d = %llu floats exceeds the limit %d",
+                       what, s.c, s.h, s.w, n, FZ_NN_MAX_SAMPLE);
+    return 0;
+}
+
+static void clear(fz_layer *L, fz_layer_kind kind)
+{
+    memset(L, 0, sizeof *L);
+    L->kind = kind;
+}
+
+static fz_shape vec(int d)
+{
+    fz_shape s = {d, 1, 1};
+    return s;
+}
+
+int fz_linear_init(fz_layer *L, int in, int out, int bias, fz_err *err)
+{
+    clear(L, FZ_LINEAR);
+    if (check_shape(vec(in), "Linear input", err) || check_shape(vec(out), "Linear output", err))
+        return -1;
+    if ((unsigned long long)in * (unsigned long long)out > FZ_NN_MAX_PARAMS)
+        return fz_fail(err, FZ_EUSAGE, "Linear %d -> %d has more than %d weights", in, out,
+                       FZ_NN_MAX_PARAMS);
+    L->in = vec(in);
+    L->out = vec(out);
+    L->has_bias = bias != 0;
+    return 0;
+}
+
+int fz_batchnorm2d_init(fz_layer *L, int c, int h, int w, fz_err *err)
+{
+    clear(L, FZ_BATCHNORM2D);
+    fz_shape s = {c, h, w};
+    if (check_shape(s, "BatchNorm2d", err)) return -1;
+    L->in = L->out = s;
+    L->momentum = 0.1f;
+    L->eps = 1e-5f;
+    return 0;
+}
+
+int fz_batchnorm1d_init(fz_layer *L, int features, fz_err *err)
+{
+    if (fz_batchnorm2d_init(L, features, 1, 1, err)) {
+        L->kind = FZ_BATCHNORM1D;
+        return -1;
+    }
+    L->kind = FZ_BATCHNORM1D;
+    return 0;
+}
+
+int fz_dropout_init(fz_layer *L, fz_shape shape, float p, fz_err *err)
+{
+    clear(L, FZ_DROPOUT);
+    if (check_shape(shape, "Dropout", err)) return -1;
+    if (!(p >= 0.0f && p <= 1.0f))
+        return fz_fail(err, FZ_EUSAGE, "Dropout probability must be in [0, 1], got %g", (double)p);
+    L->in = L->out = shape;
+    L->p = p;
+    return 0;
+}
+
+int fz_act_init(fz_layer *L, fz_layer_kind kind, fz_shape shape, fz_err *err)
+{
+    clear(L, kind);
+    if (kind != FZ_RELU && kind != FZ_SILU && kind != FZ_SIGMOID && kind != FZ_TANH &&
+        kind != FZ_SOFTPLUS)
+        return fz_fail(err, FZ_EUSAGE, "%s is not a parameter-free activation",
+                       fz_layer_kind_name(kind));
+    if (check_shape(shape, fz_layer_kind_name(kind), err)) return -1;
+    L->in = L->out = shape;
+    return 0;
+}
+
+int fz_leakyrelu_init(fz_layer *L, fz_shape shape, float slope, fz_err *err)
+{
+    clear(L, FZ_LEAKYRELU);
+    if (check_shape(shape, "LeakyReLU", err)) return -1;
+    if (!isfinite(slope))
+        return fz_fail(err, FZ_EUSAGE, "LeakyReLU slope must be finite, got %g", (double)slope);
+    L->in = L->out = shape;
+    L->slope = slope;
+    return 0;
+}
+
+int fz_flatten_init(fz_layer *L, int c, int h, int w, fz_err *err)
+{
+    clear(L, FZ_FLATTEN);
+    fz_shape s = {c, h, w};
+    if (check_shape(s, "Flatten", err)) return -1;
+    L->in = s;
+    L->out = vec(c * h * w);
+    return 0;
+}
+
+int fz_unflatten_init(fz_layer *L, int c, int h, int w, fz_err *err)
+{
+    clear(L, FZ_UNFLATTEN);
+    fz_shape s = {c, h, w};
+    if (check_shape(s, "Unflatten", err)) return -1;
+    L->in = vec(c * h * w);
+    L->out = s;
+    return 0;
+}
+
+const char *fz_layer_kind_name(fz_layer_kind kind)
+{
+    switch (kind) {
+    case FZ_LINEAR: return "Linear";
+    case FZ_CONV2D: return "Conv2d";
+    case FZ_CONVT2D: return "ConvTranspose2d";
+    case FZ_BATCHNORM1D: return "BatchNorm1d";
+    case FZ_BATCHNORM2D: return "BatchNorm2d";
+    case FZ_DROPOUT: return "Dropout";
+    case FZ_RELU: return "ReLU";
+    case FZ_LEAKYRELU: return "LeakyReLU";
+    case FZ_SILU: return "SiLU";
+    case FZ_SIGMOID: return "Sigmoid";
+    case FZ_TANH: return "Tanh";
+    case FZ_SOFTPLUS: return "Softplus";
+    case FZ_FLATTEN: return "Flatten";
+    case FZ_UNFLATTEN: return "Unflatten";
+    }
+    return "unknown";
+}
+
+/* ---- sizes, binding, initialisation ------------------------------------------------- */
+
+static size_t shape_size(fz_shape s) { return (size_t)s.c * s.h * s.w; }
+size_t fz_layer_in_size(const fz_layer *L) { return shape_size(L->in); }
+size_t fz_layer_out_size(const fz_layer *L) { return shape_size(L->out); }
+
+static size_t nweight(const fz_layer *L)
+{
+    switch (L->kind) {
+    case FZ_LINEAR: return (size_t)L->in.c * L->out.c;
+    case FZ_CONV2D:
+    case FZ_CONVT2D: return (size_t)L->in.c * L->out.c * L->k * L->k;
+    case FZ_BATCHNORM1D:
+    case FZ_BATCHNORM2D: return (size_t)L->in.c;
+    default: return 0;
+    }
+}
+
+static size_t nbias(const fz_layer *L)
+{
+    switch (L->kind) {
+    case FZ_LINEAR:
+    case FZ_CONV2D:
+    case FZ_CONVT2D: return L->has_bias ? (size_t)L->out.c : 0;
+    case FZ_BATCHNORM1D:
+    case FZ_BATCHNORM2D: return (size_t)L->in.c;
+    default: return 0;
+    }
+}
+
+size_t fz_layer_nparams(const fz_layer *L) { return nweight(L) + nbias(L); }
+
+size_t fz_layer_nbuffers(const fz_layer *L)
+{
+    return (L->kind == FZ_BATCHNORM1D || L->kind == FZ_BATCHNORM2D) ? 2 * (size_t)L->in.c : 0;
+}
+
+size_t fz_layer_scratch_floats(const fz_layer *L)
+{
+    if (L->kind == FZ_CONV2D || L->kind == FZ_CONVT2D) return fz_conv_scratch_floats(L);
+    return 0;
+}
+
+int fz_layer_is_view(const fz_layer *L) { return L->kind == FZ_FLATTEN || L->kind == FZ_UNFLATTEN; }
+
+void fz_layer_bind(fz_layer *L, float *params, float *grads, float *buffers)
+{
+    size_t nw = nweight(L), nb = nbias(L);
+    L->weight = nw ? params : NULL;
+    L->bias = nb ? params + nw : NULL;
+    L->dweight = nw && grads ? grads : NULL;
+    L->dbias = nb && grads ? grads + nw : NULL;
+    size_t nbuf = fz_layer_nbuffers(L);
+    L->running_mean = nbuf ? buffers : NULL;
+    L->running_var = nbuf ? buffers + nbuf / 2 : NULL;
+}
+
+void fz_layer_init_params(fz_layer *L, fz_rng *rng)
+{
+    size_t nw = nweight(L), nb = nbias(L);
+    if (L->kind == FZ_BATCHNORM1D || L->kind == FZ_BATCHNORM2D) {
+        for (size_t i = 0; i < nw; i++) {
+            L->weight[i] = 1.0f;
+            L->bias[i] = 0.0f;
+            L->running_mean[i] = 0.0f;
+            L->running_var[i] = 1.0f;
+        }
+        return;
+    }
+    if (!nw) return;
+    /* kaiming_uniform(a = sqrt(5)): gain sqrt(2 / (1 + 5)), bound gain * sqrt(3 / fan_in)
+     * = 1 / sqrt(fan_in); PyTorch takes fan_in from weight dim 1 times the kernel area,
+     * which for ConvTranspose2d (in_c, out_c, k, k) is out_c * k * k. */
+    size_t fan_in = L->kind == FZ_LINEAR   ? (size_t)L->in.c
+                    : L->kind == FZ_CONV2D ? (size_t)L->in.c * L->k * L->k
+                                           : (size_t)L->out.c * L->k * L->k;
+    double bound = 1.0 / sqrt((double)fan_in);
+    for (size_t i = 0; i < nw; i++)
+        L->weight[i] = (float)((2.0 * fz_rng_uniform(rng) - 1.0) * bound);
+    for (size_t i = 0; i < nb; i++)
+        L->bias[i] = (float)((2.0 * fz_rng_uniform(rng) - 1.0) * bound);
+}
+
+/* ---- memory ------------------------------------------------------------------------- */
+
+void fz_layer_free(fz_layer *L)
+{
+    free(L->owned);
+    L->owned = NULL;
+    L->mask = NULL;
+    L->save_mean = L->save_invstd = NULL;
+    L->scratch = NULL;
+    L->own_scratch = 0;
+    L->max_batch = 0;
+    L->last_mask = NULL;
+}
+
+int fz_layer_reserve(fz_layer *L, int max_batch, float *scratch, fz_err *err)
+{
+    fz_layer_free(L);
+    if (max_batch < 1)
+        return fz_fail(err, FZ_EUSAGE, "batch size must be at least 1, got %d", max_batch);
+    /* one block: [scratch floats][save_mean, save_invstd floats][mask bytes] */
+    size_t nscr = scratch ? 0 : fz_layer_scratch_floats(L);
+    size_t nsave = (L->kind == FZ_BATCHNORM1D || L->kind == FZ_BATCHNORM2D) ? 2 * (size_t)L->in.c : 0;
+    size_t nmask = 0, total;
+    if (L->kind == FZ_DROPOUT && fz_mul_size(fz_layer_in_size(L), (size_t)max_batch, &nmask))
+        return fz_fail(err, FZ_EUSAGE, "Dropout mask for batch %d overflows", max_batch);
+    if (fz_mul_size(nscr + nsave, sizeof(float), &total) || fz_add_size(total, nmask, &total))
+        return fz_fail(err, FZ_ENOMEM, "%s workspace size overflows", fz_layer_kind_name(L->kind));
+    if (total) {
+        L->owned = fz_malloc(total, err);
+        if (!L->owned) return -1;
+    }
+    float *f = L->owned;
+    if (nscr) {
+        L->scratch = f;
+        L->own_scratch = 1;
+        f += nscr;
+    } else {
+        L->scratch = scratch;
+    }
+    if (nsave) {
+        L->save_mean = f;
+        L->save_invstd = f + L->in.c;
+        f += nsave;
+    }
+    if (nmask) L->mask = (unsigned char *)f;
+    L->max_batch = max_batch;
+    return 0;
+}
+
+void fz_dropout_use_mask(fz_layer *L, const unsigned char *keep) { L->ext_mask = keep; }
+
+/* ---- Linear ------------------------------------------------------------------------- */
+
+static void linear_forward(fz_layer *L, const float *x, float *y, int B)
+{
+    int in = L->in.c, out = L->out.c;
+    if (L->has_bias)
+        for (int n = 0; n < B; n++) memcpy(y + (size_t)n * out, L->bias, (size_t)out * sizeof(float));
+    /* y (B, out) = x (B, in) * W^T (in, out) [+ y holding the bias] */
+    fz_gemm(0, 1, B, out, in, 1.0f, x, in, L->weight, in, L->has_bias ? 1.0f : 0.0f, y, out);
+}
+
+static void linear_backward(fz_layer *L, const float *x, const float *dy, float *dx, int B)
+{
+    int in = L->in.c, out = L->out.c;
+    /* dW (out, in) += dy^T (out, B) * x (B, in) */
+    fz_gemm(1, 0, out, in, B, 1.0f, dy, out, x, in, 1.0f, L->dweight, in);
+    if (L->has_bias)
+        for (int n = 0; n < B; n++)
+            for (int o = 0; o < out; o++) L->dbias[o] += dy[(size_t)n * out + o];
+    /* dx (B, in) = dy (B, out) * W (out, in) */
+    if (dx) fz_gemm(0, 0, B, in, out, 1.0f, dy, out, L->weight, in, 0.0f, dx, in);
+}
+
+/* ---- BatchNorm ---------------------------------------------------------------------- */
+
+/* x, y (B, C, S) with S = H*W; statistics per channel over n = B*S values. */
+static void bn_forward(fz_layer *L, const float *x, float *y, int B, int train)
+{
+    int C = L->in.c;
+    size_t S = (size_t)L->in.h * L->in.w, n = (size_t)B * S;
+    for (int c = 0; c < C; c++) {
+        double mean, invstd;
+        if (train) {
+            /* two passes in double: mean, then the biased variance */
+            double s = 0;
+            for (int b = 0; b < B; b++) {
+                const float *xc = x + ((size_t)b * C + c) * S;
+                for (size_t j = 0; j < S; j++) s += xc[j];
+            }
+            mean = s / (double)n;
+            double v = 0;
+            for (int b = 0; b < B; b++) {
+                const float *xc = x + ((size_t)b * C + c) * S;
+                for (size_t j = 0; j < S; j++) {
+                    double d = xc[j] - mean;
+                    v += d * d;
+                }
+            }
+            double var = v / (double)n;
+            invstd = 1.0 / sqrt(var + L->eps);
+            double unbiased = n > 1 ? v / (double)(n - 1) : var;
+            float m = L->momentum;
+            L->running_mean[c] = (1.0f - m) * L->running_mean[c] + m * (float)mean;
+            L->running_var[c] = (1.0f - m) * L->running_var[c] + m * (float)unbiased;
+        } else {
+            mean = L->running_mean[c];
+            invstd = 1.0 / sqrt((double)L->running_var[c] + L->eps);
+        }
+        L->save_mean[c] = (float)mean;
+        L->save_invstd[c] = (float)invstd;
+        /* y = x * a + b with a = gamma * invstd, b = beta - mean * a */
+        float a = (float)(L->weight[c] * invstd);
+        float bb = (float)(L->bias[c] - mean * L->weight[c] * invstd);
+        for (int b = 0; b < B; b++) {
+            const float *xc = x + ((size_t)b * C + c) * S;
+            float *yc = y + ((size_t)b * C + c) * S;
+            for (size_t j = 0; j < S; j++) yc[j] = xc[j] * a + bb;
+        }
+    }
+}
+
+static void bn_backward(fz_layer *L, const float *x, const float *dy, float *dx, int B)
+{
+    int C = L->in.c;
+    size_t S = (size_t)L->in.h * L->in.w, n = (size_t)B * S;
+    for (int c = 0; c < C; c++) {
+        float mean = L->save_mean[c], invstd = L->save_invstd[c];
+        double sdy = 0, sdyx = 0; /* sum dy, sum dy * xhat */
+        for (int b = 0; b < B; b++) {
+            const float *xc = x + ((size_t)b * C + c) * S, *dyc = dy + ((size_t)b * C + c) * S;
+            for (size_t j = 0; j < S; j++) {
+                sdy += dyc[j];
+                sdyx += (double)dyc[j] * ((xc[j] - mean) * invstd);
+            }
+        }
+        L->dweight[c] += (float)sdyx;
+        L->dbias[c] += (float)sdy;
+        if (!dx) continue;
+        float g = L->weight[c] * invstd;
+        if (L->last_train) {
+            /* the batch statistics depend on x: dx = g * (dy - mean(dy) - xhat * mean(dy*xhat)) */
+            float mdy = (float)(sdy / (double)n), mdyx = (float)(sdyx / (double)n);
+            for (int b = 0; b < B; b++) {
+                const float *xc = x + ((size_t)b * C + c) * S;
+                const float *dyc = dy + ((size_t)b * C + c) * S;
+                float *dxc = dx + ((size_t)b * C + c) * S;
+                for (size_t j = 0; j < S; j++) {
+                    float xhat = (xc[j] - mean) * invstd;
+                    dxc[j] = g * (dyc[j] - mdy - xhat * mdyx);
+                }
+            }
+        } else {
+            for (int b = 0; b < B; b++) {
+                const float *dyc = dy + ((size_t)b * C + c) * S;
+                float *dxc = dx + ((size_t)b * C + c) * S;
+                for (size_t j = 0; j < S; j++) dxc[j] = g * dyc[j];
+            }
+        }
+    }
+}
+
+/* ---- Dropout ------------------------------------------------------------------------ */
+
+static void dropout_forward(fz_layer *L, const float *x, float *y, size_t total, int train,
+                            fz_rng *rng)
+{
+    if (!train || L->p == 0.0f) {
+        L->last_mask = NULL;
+        if (y != x) memcpy(y, x, total * sizeof(float));
+        return;
+    }
+    const unsigned char *keep = L->ext_mask;
+    if (!keep) {
+        double p = L->p;
+        for (size_t i = 0; i < total; i++) L->mask[i] = fz_rng_uniform(rng) >= p;
+        keep = L->mask;
+    }
+    L->last_mask = keep;
+    float scale = L->p < 1.0f ? 1.0f / (1.0f - L->p) : 0.0f;
+    for (size_t i = 0; i < total; i++) y[i] = keep[i] ? x[i] * scale : 0.0f;
+}
+
+static void dropout_backward(fz_layer *L, const float *dy, float *dx, size_t total)
+{
+    if (!L->last_mask) {
+        if (dx != dy) memcpy(dx, dy, total * sizeof(float));
+        return;
+    }
+    float scale = L->p < 1.0f ? 1.0f / (1.0f - L->p) : 0.0f;
+    const unsigned char *keep = L->last_mask;
+    for (size_t i = 0; i < total; i++) dx[i] = keep[i] ? dy[i] * scale : 0.0f;
+}
+
+/* ---- activations -------------------------------------------------------------------- */
+
+static inline float sigmoidf(float v) { return 1.0f / (1.0f + expf(-v)); }
+
+static void act_forward(const fz_layer *L, const float *x, float *y, size_t total)
+{
+    switch (L->kind) {
+    case FZ_RELU:
+        for (size_t i = 0; i < total; i++) y[i] = x[i] > 0.0f ? x[i] : 0.0f;
+        break;
+    case FZ_LEAKYRELU: {
+        float s = L->slope;
+        for (size_t i = 0; i < total; i++) y[i] = x[i] > 0.0f ? x[i] : s * x[i];
+        break;
+    }
+    case FZ_SILU:
+        for (size_t i = 0; i < total; i++) y[i] = x[i] * sigmoidf(x[i]);
+        break;
+    case FZ_SIGMOID:
+        for (size_t i = 0; i < total; i++) y[i] = sigmoidf(x[i]);
+        break;
+    case FZ_TANH:
+        for (size_t i = 0; i < total; i++) y[i] = tanhf(x[i]);
+        break;
+    case FZ_SOFTPLUS:
+        /* PyTorch's threshold 20: above it log1p(exp(x)) == x in float anyway */
+        for (size_t i = 0; i < total; i++) y[i] = x[i] > 20.0f ? x[i] : log1pf(expf(x[i]));
+        break;
+    default: break;
+    }
+}
+
+/* dx may be dy (in place); x and y are read before dx[i] is written. */
+static void act_backward(const fz_layer *L, const float *x, const float *y, const float *dy,
+                         float *dx, size_t total)
+{
+    switch (L->kind) {
+    case FZ_RELU:
+        for (size_t i = 0; i < total; i++) dx[i] = x[i] > 0.0f ? dy[i] : 0.0f;
+        break;
+    case FZ_LEAKYRELU: {
+        float s = L->slope;
+        for (size_t i = 0; i < total; i++) dx[i] = x[i] > 0.0f ? dy[i] : s * dy[i];
+        break;
+    }
+    case FZ_SILU:
+        for (size_t i = 0; i < total; i++) {
+            float s = sigmoidf(x[i]);
+            dx[i] = dy[i] * s * (1.0f + x[i] * (1.0f - s));
+        }
+        break;
+    case FZ_SIGMOID:
+        for (size_t i = 0; i < total; i++) dx[i] = dy[i] * y[i] * (1.0f - y[i]);
+        break;
+    case FZ_TANH:
+        for (size_t i = 0; i < total; i++) dx[i] = dy[i] * (1.0f - y[i] * y[i]);
+        break;
+    case FZ_SOFTPLUS:
+        for (size_t i = 0; i < total; i++) dx[i] = x[i] > 20.0f ? dy[i] : dy[i] * sigmoidf(x[i]);
+        break;
+    default: break;
+    }
+}
+
+/* ---- dispatch ----------------------------------------------------------------------- */
+
+void fz_layer_forward(fz_layer *L, const float *x, float *y, int B, int train, fz_rng *rng)
+{
+    size_t total = (size_t)B * fz_layer_out_size(L);
+    L->last_train = train != 0;
+    switch (L->kind) {
+    case FZ_LINEAR: linear_forward(L, x, y, B); break;
+    case FZ_CONV2D: fz_conv2d_forward(L, x, y, B); break;
+    case FZ_CONVT2D: fz_convt2d_forward(L, x, y, B); break;
+    case FZ_BATCHNORM1D:
+    case FZ_BATCHNORM2D: bn_forward(L, x, y, B, train); break;
+    case FZ_DROPOUT: dropout_forward(L, x, y, total, train, rng); break;
+    case FZ_FLATTEN:
+    case FZ_UNFLATTEN:
+        if (y != x) memcpy(y, x, total * sizeof(float));
+        break;
+    default: act_forward(L, x, y, total); break;
+    }
+}
+
+void fz_layer_backward(fz_layer *L, const float *x, const float *y, const float *dy,
+                       float *dx, int B)
+{
+    size_t total = (size_t)B * fz_layer_in_size(L);
+    switch (L->kind) {
+    case FZ_LINEAR: linear_backward(L, x, dy, dx, B); break;
+    case FZ_CONV2D: fz_conv2d_backward(L, x, dy, dx, B); break;
+    case FZ_CONVT2D: fz_convt2d_backward(L, x, dy, dx, B); break;
+    case FZ_BATCHNORM1D:
+    case FZ_BATCHNORM2D: bn_backward(L, x, dy, dx, B); break;
+    case FZ_DROPOUT:
+        if (dx) dropout_backward(L, dy, dx, total);
+        break;
+    case FZ_FLATTEN:
+    case FZ_UNFLATTEN:
+        if (dx && dx != dy) memcpy(dx, dy, total * sizeof(float));
+        break;
+    default:
+        if (dx) act_backward(L, x, y, dy, dx, total);
+        break;
+    }
+}
