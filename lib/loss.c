@@ -1,0 +1,226 @@
+/* loss.c - losses and the reparameterised sampling step (see loss.h). */
+#include "loss.h"
+
+#include <math.h>
+#include <string.h>
+
+/* ---- Reductions ------------------------------------------------------------------------ */
+
+int fz_reduction_check(fz_reduction red, size_t D, size_t last_axis, fz_err *err)
+{
+    switch (red) {
+    case FZ_RED_SUM:
+    case FZ_RED_MEAN:
+    case FZ_RED_MEAN_BATCH:
+        return 0;
+    case FZ_RED_ROWS:
+        if (last_axis == 0)
+            return fz_fail(err, FZ_EUSAGE, "reduction 'rows' needs a last-axis length >= 1");
+        if (D % last_axis != 0)
+            return fz_fail(err, FZ_EUSAGE,
+                           "reduction 'rows': last-axis length %zu does not divide the %zu "
+                           "features of a row",
+                           last_axis, D);
+        return 0;
+    }
+    return fz_fail(err, FZ_EUSAGE, "unknown reduction %d", (int)red);
+}
+
+double fz_reduction_divisor(fz_reduction red, size_t B, size_t D, size_t last_axis)
+{
+    if (fz_reduction_check(red, D, last_axis, NULL) != 0) return 0;
+    switch (red) {
+    case FZ_RED_SUM: return 1;
+    case FZ_RED_MEAN: return (double)B * (double)D;
+    case FZ_RED_MEAN_BATCH: return (double)B;
+    case FZ_RED_ROWS: return (double)B * (double)(D / last_axis);
+    }
+    return 0;
+}
+
+static const char *const red_names[] = {"sum", "mean", "batch", "rows"};
+
+int fz_reduction_parse(const char *s, fz_reduction *out, fz_err *err)
+{
+    for (int i = 0; i < 4; i++)
+        if (s && strcmp(s, red_names[i]) == 0) {
+            *out = (fz_reduction)i;
+            return 0;
+        }
+    return fz_fail(err, FZ_EUSAGE,
+                   "unknown reduction '%s' (expected sum, mean, batch or rows)", s ? s : "");
+}
+
+const char *fz_reduction_name(fz_reduction red)
+{
+    return (unsigned)red < 4 ? red_names[red] : "?";
+}
+
+/* ---- Binary cross-entropy --------------------------------------------------------------- */
+
+double fz_bce(const float *p, const float *t, size_t B, size_t D, fz_reduction red,
+              size_t last_axis, float weight, float *grad)
+{
+    if (fz_reduction_check(red, D, last_axis, NULL) != 0) return NAN;
+    if (B * D == 0) return 0;
+    double div = fz_reduction_divisor(red, B, D, last_axis);
+    size_t n = B * D;
+    double sum = 0;
+    for (size_t i = 0; i < n; i++) {
+        double pi = p[i], ti = t[i];
+        /* PyTorch clamps each log at -100 so p = 0 or 1 costs at most 100 per element.
+         * Not fmax: it would turn the NaN of a p outside [0, 1] into -100. */
+        double lp = log(pi), lq = log1p(-pi);
+        if (lp < -100.0) lp = -100.0;
+        if (lq < -100.0) lq = -100.0;
+        sum -= ti * lp + (1.0 - ti) * lq;
+    }
+    if (grad) {
+        /* The gradient as PyTorch computes it, in float: dividing by max((1-p)p, 1e-12)
+         * instead of the exact derivative keeps it finite where the log was clamped. */
+        float scale = (float)((double)weight / div);
+        for (size_t i = 0; i < n; i++) {
+            float den = fmaxf((1.0f - p[i]) * p[i], 1e-12f);
+            grad[i] += scale * (p[i] - t[i]) / den;
+        }
+    }
+    return sum / div;
+}
+
+/* ---- Squared error ---------------------------------------------------------------------- */
+
+double fz_sqerr(const float *x, const float *t, size_t B, size_t D, fz_reduction red,
+                size_t last_axis, float weight, float *grad)
+{
+    if (fz_reduction_check(red, D, last_axis, NULL) != 0) return NAN;
+    if (B * D == 0) return 0;
+    double div = fz_reduction_divisor(red, B, D, last_axis);
+    size_t n = B * D;
+    double sum = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = (double)x[i] - (t ? (double)t[i] : 0.0);
+        sum += d * d;
+    }
+    if (grad) {
+        double scale = 2.0 * weight / div;
+        for (size_t i = 0; i < n; i++) {
+            double d = (double)x[i] - (t ? (double)t[i] : 0.0);
+            grad[i] += (float)(scale * d);
+        }
+    }
+    return sum / div;
+}
+
+/* ---- KL divergences to N(0, I) ---------------------------------------------------------- */
+
+double fz_kl_logvar(const float *mu, const float *lv, size_t B, size_t Z, fz_reduction red,
+                    size_t last_axis, float beta, float *dmu, float *dlv)
+{
+    if (fz_reduction_check(red, Z, last_axis, NULL) != 0) return NAN;
+    if (B * Z == 0) return 0;
+    double div = fz_reduction_divisor(red, B, Z, last_axis);
+    size_t n = B * Z;
+    double sum = 0;
+    double scale = beta / div;
+    for (size_t i = 0; i < n; i++) {
+        double m = mu[i], l = lv[i], e = exp(l);
+        sum += 0.5 * (m * m + e - 1.0 - l);
+        if (dmu) dmu[i] += (float)(scale * m);
+        if (dlv) dlv[i] += (float)(scale * 0.5 * (e - 1.0));
+    }
+    return sum / div;
+}
+
+/* PyTorch's softplus (beta 1, threshold 20): linear above the threshold, where
+ * log1p(exp(x)) equals x in float anyway. */
+static double softplus(double x) { return x > 20.0 ? x : log1p(exp(x)); }
+static double softplus_grad(double x) { return x > 20.0 ? 1.0 : 1.0 / (1.0 + exp(-x)); }
+
+#define FZ_SIGMA_FLOOR 1e-8 /* keeps log(sigma) finite when softplus underflows */
+
+double fz_sigma(fz_sigma_kind kind, double s)
+{
+    return kind == FZ_SIGMA_SOFTPLUS ? softplus(s) + FZ_SIGMA_FLOOR : exp(0.5 * s);
+}
+
+double fz_sigma_grad(fz_sigma_kind kind, double s)
+{
+    return kind == FZ_SIGMA_SOFTPLUS ? softplus_grad(s) : 0.5 * exp(0.5 * s);
+}
+
+double fz_kl_softplus(const float *mu, const float *raw, size_t B, size_t Z,
+                      fz_reduction red, size_t last_axis, float beta, float *dmu,
+                      float *draw)
+{
+    if (fz_reduction_check(red, Z, last_axis, NULL) != 0) return NAN;
+    if (B * Z == 0) return 0;
+    double div = fz_reduction_divisor(red, B, Z, last_axis);
+    size_t n = B * Z;
+    double sum = 0;
+    double scale = beta / div;
+    for (size_t i = 0; i < n; i++) {
+        double m = mu[i], sg = fz_sigma(FZ_SIGMA_SOFTPLUS, raw[i]);
+        sum += 0.5 * (sg * sg + m * m - 1.0 - 2.0 * log(sg));
+        if (dmu) dmu[i] += (float)(scale * m);
+        if (draw) draw[i] += (float)(scale * (sg - 1.0 / sg) * softplus_grad(raw[i]));
+    }
+    return sum / div;
+}
+
+/* ---- Masked squared error of the fuzzy head -------------------------------------------- */
+
+double fz_masked_sqerr(const float *m, const float *target, const float *mask, size_t B,
+                       size_t K, fz_mask_norm norm, float weight, float *grad)
+{
+    size_t rows = B;
+    if (norm == FZ_MASK_PER_ACTIVE) {
+        rows = 0;
+        for (size_t b = 0; b < B; b++) {
+            const float *mk = mask + b * K;
+            for (size_t k = 0; k < K; k++)
+                if (mk[k] != 0) {
+                    rows++;
+                    break;
+                }
+        }
+    }
+    if (rows == 0) return 0;
+    double sum = 0;
+    double scale = -2.0 * weight / (double)rows;
+    for (size_t i = 0; i < B * K; i++) {
+        if (mask[i] == 0) continue; /* also keeps a NaN target of an unlabelled row out */
+        double d = (double)target[i] - (double)m[i];
+        sum += mask[i] * d * d;
+        if (grad) grad[i] += (float)(scale * mask[i] * d);
+    }
+    return sum / (double)rows;
+}
+
+/* ---- Reparameterised sampling ----------------------------------------------------------- */
+
+void fz_reparam(fz_sigma_kind kind, fz_noise noise, const float *mu, const float *s,
+                size_t n, float *eps, fz_rng *rng, float *z, float *sigma_out)
+{
+    for (size_t i = 0; i < n; i++) {
+        double sg = fz_sigma(kind, s[i]);
+        if (sigma_out) sigma_out[i] = (float)sg;
+        double e = 0;
+        if (noise == FZ_NOISE_DRAW) {
+            e = (float)fz_rng_normal(rng);
+            eps[i] = (float)e;
+        } else if (noise == FZ_NOISE_GIVEN) {
+            e = eps[i];
+        }
+        /* sigma rounded to float first, as a float32 reference computes it */
+        z[i] = (float)((double)mu[i] + (double)(float)sg * e);
+    }
+}
+
+void fz_reparam_backward(fz_sigma_kind kind, const float *s, const float *eps,
+                         const float *dz, size_t n, float *dmu, float *ds)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (dmu) dmu[i] += dz[i];
+        if (ds && eps) ds[i] += (float)((double)dz[i] * eps[i] * fz_sigma_grad(kind, s[i]));
+    }
+}

@@ -1,0 +1,295 @@
+/* optim.c - Adam, AdamW, SGD over one parameter vector; clipping; schedules (see optim.h). */
+#include "optim.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define FZ_STEP_MAX 16777216.0 /* 2^24: the largest step count a float holds exactly */
+
+fz_opt_conf fz_opt_defaults(fz_opt_kind kind)
+{
+    fz_opt_conf c = {.kind = kind, .beta1 = 0.9, .beta2 = 0.999, .eps = 1e-8};
+    if (kind == FZ_OPT_ADAMW) c.weight_decay = 0.01;
+    return c;
+}
+
+static const char *const kind_names[] = {"sgd", "adam", "adamw"};
+
+int fz_opt_kind_parse(const char *s, fz_opt_kind *out, fz_err *err)
+{
+    for (int i = 0; i < 3; i++)
+        if (s && strcmp(s, kind_names[i]) == 0) {
+            *out = (fz_opt_kind)i;
+            return 0;
+        }
+    return fz_fail(err, FZ_EUSAGE, "unknown optimiser '%s' (expected sgd, adam or adamw)",
+                   s ? s : "");
+}
+
+const char *fz_opt_kind_name(fz_opt_kind kind)
+{
+    return (unsigned)kind < 3 ? kind_names[kind] : "?";
+}
+
+int fz_opt_conf_check(const fz_opt_conf *c, fz_err *err)
+{
+    if ((unsigned)c->kind > FZ_OPT_ADAMW)
+        return fz_fail(err, FZ_EUSAGE, "unknown optimiser %d", (int)c->kind);
+    /* written as !(in range) so that NaN is refused too */
+    if (!(c->weight_decay >= 0 && c->weight_decay < INFINITY))
+        return fz_fail(err, FZ_EUSAGE, "weight decay %g not in [0, inf)", c->weight_decay);
+    if (c->kind == FZ_OPT_SGD) {
+        if (!(c->momentum >= 0 && c->momentum < INFINITY))
+            return fz_fail(err, FZ_EUSAGE, "momentum %g not in [0, inf)", c->momentum);
+        if (c->nesterov && c->momentum == 0)
+            return fz_fail(err, FZ_EUSAGE, "Nesterov momentum needs a momentum > 0");
+        return 0;
+    }
+    if (!(c->beta1 >= 0 && c->beta1 < 1))
+        return fz_fail(err, FZ_EUSAGE, "beta1 %g not in [0, 1)", c->beta1);
+    if (!(c->beta2 >= 0 && c->beta2 < 1))
+        return fz_fail(err, FZ_EUSAGE, "beta2 %g not in [0, 1)", c->beta2);
+    if (!(c->eps >= 0 && c->eps < INFINITY))
+        return fz_fail(err, FZ_EUSAGE, "eps %g not in [0, inf)", c->eps);
+    return 0;
+}
+
+size_t fz_optim_state_len(const fz_optim *o)
+{
+    if (o->conf.kind == FZ_OPT_SGD) return o->conf.momentum != 0 ? o->n : 0;
+    return 2 * o->n;
+}
+
+int fz_optim_init(fz_optim *o, const fz_opt_conf *conf, size_t n, fz_err *err)
+{
+    memset(o, 0, sizeof *o);
+    if (fz_opt_conf_check(conf, err) != 0) return -1;
+    o->conf = *conf;
+    o->n = n;
+    size_t len = fz_optim_state_len(o);
+    if (len > 0) {
+        o->state = fz_calloc(len, sizeof(float), err);
+        if (!o->state) return -1;
+        o->m = o->state;
+        if (conf->kind != FZ_OPT_SGD) o->v = o->state + n;
+    }
+    return 0;
+}
+
+void fz_optim_free(fz_optim *o)
+{
+    free(o->state);
+    o->state = o->m = o->v = NULL;
+}
+
+float fz_optim_step_float(const fz_optim *o) { return (float)o->step; }
+
+int fz_optim_restore(fz_optim *o, const float *state, size_t len, double step, fz_err *err)
+{
+    size_t want = fz_optim_state_len(o);
+    if (len != want)
+        return fz_fail(err, FZ_EDATA, "optimiser state of %zu values, expected %zu for %s", len,
+                       want, fz_opt_kind_name(o->conf.kind));
+    if (!(step >= 0 && step <= FZ_STEP_MAX && step == floor(step)))
+        return fz_fail(err, FZ_EDATA, "optimiser step %g is not a whole number in [0, 2^24]",
+                       step);
+    for (size_t i = 0; i < len; i++)
+        if (!isfinite(state[i]))
+            return fz_fail(err, FZ_EDATA, "optimiser state value %zu is not finite", i);
+    if (len) memcpy(o->state, state, len * sizeof(float));
+    o->step = (long)step;
+    return 0;
+}
+
+/* Each float expression mirrors one PyTorch tensor operation, in the same order and with
+ * the same rounding as its vectorised CPU kernel, so a run matches a float32 PyTorch run to
+ * the bit: add_(t, alpha) and addcmul_ are fused multiply-adds there (fmaf here), mul_ and
+ * the division by a scalar are plain, addcdiv_ is self + (value * t1) / t2. */
+static void adam_step(fz_optim *o, float *p, const float *grads, const unsigned char *frozen,
+                      double lr)
+{
+    const fz_opt_conf *c = &o->conf;
+    double step = (double)o->step;
+    double bc1 = 1.0 - pow(c->beta1, step);
+    double bc2 = 1.0 - pow(c->beta2, step);
+    float step_size = (float)(lr / bc1);
+    float bc2_sqrt = (float)sqrt(bc2);
+    float b1 = (float)c->beta1, omb1 = (float)(1.0 - c->beta1);
+    float b2 = (float)c->beta2, omb2 = (float)(1.0 - c->beta2);
+    float eps = (float)c->eps;
+    float wd = (float)c->weight_decay;
+    int l2 = c->kind == FZ_OPT_ADAM && c->weight_decay != 0;
+    int decoupled = c->kind == FZ_OPT_ADAMW && c->weight_decay != 0;
+    float decay = (float)(1.0 - lr * c->weight_decay);
+    float *m = o->m, *v = o->v;
+    for (size_t i = 0; i < o->n; i++) {
+        if (frozen && frozen[i]) continue;
+        float g = grads[i];
+        if (decoupled) p[i] = p[i] * decay;
+        if (l2) g = fmaf(p[i], wd, g);
+        m[i] = fmaf(g, omb1, m[i] * b1);
+        v[i] = fmaf(omb2 * g, g, v[i] * b2);
+        float denom = sqrtf(v[i]) / bc2_sqrt + eps;
+        p[i] = p[i] + -step_size * m[i] / denom;
+    }
+}
+
+static void sgd_step(fz_optim *o, float *p, const float *grads, const unsigned char *frozen,
+                     double lr)
+{
+    const fz_opt_conf *c = &o->conf;
+    float wd = (float)c->weight_decay;
+    float mom = (float)c->momentum;
+    float neg_lr = (float)-lr;
+    float *buf = o->m;
+    for (size_t i = 0; i < o->n; i++) {
+        if (frozen && frozen[i]) continue;
+        float g = grads[i];
+        if (c->weight_decay != 0) g = fmaf(p[i], wd, g);
+        if (buf) {
+            buf[i] = buf[i] * mom + g;
+            g = c->nesterov ? fmaf(buf[i], mom, g) : buf[i];
+        }
+        p[i] = fmaf(g, neg_lr, p[i]);
+    }
+}
+
+void fz_optim_step(fz_optim *o, float *params, const float *grads,
+                   const unsigned char *frozen, double lr)
+{
+    o->step++;
+    if (o->conf.kind == FZ_OPT_SGD)
+        sgd_step(o, params, grads, frozen, lr);
+    else
+        adam_step(o, params, grads, frozen, lr);
+}
+
+double fz_clip_grad_norm(float *grads, size_t n, double max_norm)
+{
+    double ss = 0;
+    for (size_t i = 0; i < n; i++) ss += (double)grads[i] * grads[i];
+    double norm = sqrt(ss);
+    if (!(max_norm > 0) || !isfinite(norm)) return norm;
+    double coef = max_norm / (norm + 1e-6);
+    if (coef < 1.0) {
+        float cf = (float)coef;
+        for (size_t i = 0; i < n; i++) grads[i] *= cf;
+    }
+    return norm;
+}
+
+/* ---- Schedules -------------------------------------------------------------------------- */
+
+fz_sched fz_sched_const(double lr)
+{
+    fz_sched s = {.kind = FZ_SCHED_CONST, .lr = lr, .gamma = 1, .every = 1, .lr_min = 0,
+                  .T = 1, .warmup = 0};
+    return s;
+}
+
+int fz_sched_check(const fz_sched *s, fz_err *err)
+{
+    if (!(s->lr > 0 && s->lr < INFINITY))
+        return fz_fail(err, FZ_EUSAGE, "learning rate %g not in (0, inf)", s->lr);
+    if (s->warmup < 0) return fz_fail(err, FZ_EUSAGE, "warm-up %ld < 0", s->warmup);
+    switch (s->kind) {
+    case FZ_SCHED_CONST:
+        return 0;
+    case FZ_SCHED_STEP:
+        if (s->every < 1) return fz_fail(err, FZ_EUSAGE, "step period %ld < 1", s->every);
+        if (!(s->gamma > 0 && s->gamma <= 1))
+            return fz_fail(err, FZ_EUSAGE, "step factor %g not in (0, 1]", s->gamma);
+        return 0;
+    case FZ_SCHED_COSINE:
+        if (s->T < 1) return fz_fail(err, FZ_EUSAGE, "cosine length %ld < 1", s->T);
+        if (!(s->lr_min >= 0 && s->lr_min <= s->lr))
+            return fz_fail(err, FZ_EUSAGE, "cosine final rate %g not in [0, %g]", s->lr_min,
+                           s->lr);
+        return 0;
+    }
+    return fz_fail(err, FZ_EUSAGE, "unknown schedule %d", (int)s->kind);
+}
+
+/* Splits "a:b:c" in place into at most max fields; returns the count, or -1 if more. */
+static int split_fields(char *s, char **f, int max)
+{
+    int k = 0;
+    for (char *p = s;; p++) {
+        if (k == max) return -1;
+        f[k++] = p;
+        p = strchr(p, ':');
+        if (!p) return k;
+        *p = '\0';
+    }
+}
+
+int fz_sched_parse(const char *spec, double lr, fz_sched *out, fz_err *err)
+{
+    char buf[128];
+    if (!spec || strlen(spec) >= sizeof buf)
+        return fz_fail(err, FZ_EUSAGE, "schedule '%.40s' too long", spec ? spec : "");
+    strcpy(buf, spec);
+    fz_sched s = fz_sched_const(lr);
+    char *warm = strchr(buf, ',');
+    if (warm) {
+        *warm++ = '\0';
+        if (strncmp(warm, "warmup:", 7) != 0)
+            return fz_fail(err, FZ_EUSAGE, "schedule '%s': expected ',warmup:W' after the kind",
+                           spec);
+        if (fz_parse_long(warm + 7, 0, 1000000000L, &s.warmup, "warm-up length", err) != 0)
+            return -1;
+    }
+    char *f[3];
+    int k = split_fields(buf, f, 3);
+    const char *usage = "expected const, step:EVERY:GAMMA or cos:T:LR_MIN";
+    if (k == 1 && strcmp(f[0], "const") == 0) {
+        s.kind = FZ_SCHED_CONST;
+    } else if (k == 3 && strcmp(f[0], "step") == 0) {
+        s.kind = FZ_SCHED_STEP;
+        if (fz_parse_long(f[1], 1, 1000000000L, &s.every, "step period", err) != 0 ||
+            fz_parse_double(f[2], 0, 1, &s.gamma, "step factor", err) != 0)
+            return -1;
+    } else if (k == 3 && strcmp(f[0], "cos") == 0) {
+        s.kind = FZ_SCHED_COSINE;
+        if (fz_parse_long(f[1], 1, 1000000000L, &s.T, "cosine length", err) != 0 ||
+            fz_parse_double(f[2], 0, lr, &s.lr_min, "cosine final rate", err) != 0)
+            return -1;
+    } else {
+        return fz_fail(err, FZ_EUSAGE, "schedule '%s': %s", spec, usage);
+    }
+    if (fz_sched_check(&s, err) != 0) return -1;
+    *out = s;
+    return 0;
+}
+
+double fz_sched_lr(const fz_sched *s, long t)
+{
+    if (t < 0) t = 0;
+    if (t < s->warmup) return s->lr * (double)(t + 1) / (double)s->warmup;
+    long u = t - s->warmup;
+    switch (s->kind) {
+    case FZ_SCHED_CONST:
+        return s->lr;
+    case FZ_SCHED_STEP:
+        return s->lr * pow(s->gamma, (double)(u / (s->every > 0 ? s->every : 1)));
+    case FZ_SCHED_COSINE:
+        if (u >= s->T) return s->lr_min;
+        return s->lr_min + (s->lr - s->lr_min) * (1.0 + cos(M_PI * (double)u / (double)s->T)) / 2.0;
+    }
+    return s->lr;
+}
+
+/* ---- Vector helpers --------------------------------------------------------------------- */
+
+void fz_zero(float *x, size_t n)
+{
+    if (n) memset(x, 0, n * sizeof *x);
+}
+
+ptrdiff_t fz_first_nonfinite(const float *x, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(x[i])) return (ptrdiff_t)i;
+    return -1;
+}
