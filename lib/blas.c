@@ -194,3 +194,10 @@ void fz_blas_ftz(int on)
     (void)on;
 #endif
 }
+
+void fz_blas_set_threads(int n)
+{
+    if (n >= 1) openblas_set_num_threads(n);
+}
+
+int fz_blas_threads(void) { return openblas_get_num_threads(); }

@@ -75,4 +75,8 @@ int fz_blas_selfcheck(fz_err *err);
  * OpenBLAS already started keep their own setting. */
 void fz_blas_ftz(int on);
 
+/* Threads OpenBLAS may use (n >= 1); the tools' -t option. */
+void fz_blas_set_threads(int n);
+int fz_blas_threads(void);
+
 #endif

@@ -23,4 +23,10 @@ double fz_rng_normal(fz_rng *r);
 /* Fisher-Yates shuffle of an index array. */
 void fz_rng_shuffle_idx(fz_rng *r, size_t *idx, size_t n);
 
+/* Inverse of the standard normal CDF (Acklam's rational approximation refined by one
+ * Halley step; |error| < 1e-12) for p in (0, 1); -inf/+inf at 0/1, NaN outside. */
+double fz_norm_ppf(double p);
+/* Standard normal CDF. */
+double fz_norm_cdf(double x);
+
 #endif

@@ -187,6 +187,36 @@ int fz_schema_equal(const fz_schema *a, const fz_schema *b)
     return 1;
 }
 
+int fz_rowmap_build(fz_rowmap *map, const fz_schema *in, fz_schema *out,
+                    const char *const *drop, fz_err *err)
+{
+    fz_schema_init(out);
+    if (fz_schema_copy_except(out, in, drop, err)) return -1;
+    map->n = out->nfields;
+    for (int i = 0; i < out->nfields; i++) {
+        const fz_field *f = &in->field[fz_schema_find(in, out->field[i].name)];
+        map->src[i] = f->offset;
+        map->dst[i] = out->field[i].offset;
+        map->size[i] = f->size;
+    }
+    return 0;
+}
+
+void fz_rowmap_copy(const fz_rowmap *map, const void *in_row, void *out_row)
+{
+    for (int i = 0; i < map->n; i++)
+        memcpy((char *)out_row + map->dst[i], (const char *)in_row + map->src[i], map->size[i]);
+}
+
+int fz_split_names(char *s, const char **names, int max)
+{
+    int n = 0;
+    for (char *tok = strtok(s, ","); tok && n < max - 1; tok = strtok(NULL, ","))
+        if (*tok) names[n++] = tok;
+    names[n] = NULL;
+    return n;
+}
+
 /* ------------------------------------------------------------------ element access */
 
 double fz_field_get(const fz_field *f, const void *row, size_t i)

@@ -80,6 +80,22 @@ void fz_field_to_f32(const fz_field *f, const void *row, float *out);
 /* Store a double into element i of a numeric field (converted, saturated for ints). */
 void fz_field_set(const fz_field *f, void *row, size_t i, double v);
 
+/* --- passing fields through --- */
+/* Tools add fields to the rows they pass on. A row map copies the fields of an input row
+ * that the output keeps (all but those named in drop) to their places in the output row. */
+typedef struct fz_rowmap {
+    int n;
+    size_t src[FZ_MAX_FIELDS], dst[FZ_MAX_FIELDS], size[FZ_MAX_FIELDS];
+} fz_rowmap;
+
+/* Start the output schema *out with the input's fields minus drop (NULL-terminated list of
+ * names, may be NULL), and build the map. Append the tool's own fields to *out afterwards. */
+int fz_rowmap_build(fz_rowmap *map, const fz_schema *in, fz_schema *out,
+                    const char *const *drop, fz_err *err);
+void fz_rowmap_copy(const fz_rowmap *map, const void *in_row, void *out_row);
+/* Split "a,b,c" into a NULL-terminated list (in place: s is modified); at most max-1 names. */
+int fz_split_names(char *s, const char **names, int max);
+
 /* --- reading --- */
 typedef struct fz_reader fz_reader;
 

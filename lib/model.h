@@ -1,0 +1,69 @@
+/* model.h - a model: architecture + one parameter block + metadata, and its file.
+ *
+ * A model file is safetensors (see safetensors.h) holding
+ *   - every parameter in PyTorch's layout and naming ("encoder.3.weight" (out, in), ...),
+ *     BatchNorm running statistics as "running_mean"/"running_var" and
+ *     "num_batches_tracked" (I64), so torch's load_state_dict accepts the tensors as they are;
+ *   - when saved as a checkpoint, the optimiser state "optim.state" (F32);
+ *   - __metadata__: "fz_format" ("fz-model 1"), "arch" (the canonical description, see
+ *     arch.h), "input_shape" (JSON array), "epoch", "step", any key set with
+ *     fz_model_set_meta ("classes", "norm", "train", ...), and "fz_checksum".
+ */
+#ifndef FZ_MODEL_H
+#define FZ_MODEL_H
+
+#include <stdint.h>
+
+#include "arch.h"
+#include "net.h"
+#include "optim.h"
+
+#define FZ_MODEL_MAX_META 32
+
+typedef struct fz_model {
+    fz_arch arch;
+    char *arch_text;      /* canonical description */
+    fz_shape in;          /* one input sample (C, H, W); a table row is (D, 1, 1) */
+    size_t in_count;      /* C * H * W */
+    fz_net enc, dec;
+    size_t nparams, nbuffers;
+    float *params;        /* (nparams): encoder's, then decoder's */
+    float *grads;         /* (nparams) */
+    float *buffers;       /* (nbuffers) BatchNorm running statistics */
+    long epoch;           /* epochs trained */
+    long step;            /* optimiser steps taken */
+    int nmeta;
+    char *meta_key[FZ_MODEL_MAX_META], *meta_val[FZ_MODEL_MAX_META];
+    /* optimiser checkpoint found in a loaded file (NULL if none) */
+    float *opt_state;
+    size_t opt_len;
+    char opt_kind[16];
+} fz_model;
+
+/* A new model from a description for inputs of shape in, parameters initialised as PyTorch
+ * does from the seed. */
+int fz_model_create(fz_model *m, const char *arch_text, fz_shape in, uint64_t seed, fz_err *err);
+/* Load a model file: checks the checksum, every tensor's shape, and finiteness. */
+int fz_model_load(fz_model *m, const char *path, fz_err *err);
+/* Save atomically (temporary file, fsync, rename). opt may be NULL (no optimiser state). */
+int fz_model_save(const fz_model *m, const char *path, const fz_optim *opt, fz_err *err);
+void fz_model_free(fz_model *m);
+
+/* Metadata strings carried in the file (copied). */
+int fz_model_set_meta(fz_model *m, const char *key, const char *value, fz_err *err);
+const char *fz_model_meta(const fz_model *m, const char *key);
+
+/* Activations for batches up to max_batch. */
+int fz_model_reserve(fz_model *m, int max_batch, fz_err *err);
+/* Latent width: Z. The encoder's raw output is Z (ae) or 2Z (vae: mu then s). */
+int fz_model_latent(const fz_model *m);
+/* Encode in evaluation mode: x (B, in) -> mu (B, Z) and, for a vae, s (B, Z) (the log-variance
+ * or the softplus argument, see arch sigma); s may be NULL. For an ae mu is z. */
+void fz_model_encode(fz_model *m, const float *x, int B, float *mu, float *s);
+/* Decode in evaluation mode: z (B, Z) -> returns the reconstruction (B, in), owned by the
+ * model until the next decode. */
+const float *fz_model_decode(fz_model *m, const float *z, int B);
+/* "(1, 28, 28)" */
+const char *fz_model_shape_str(fz_shape s, char *buf, size_t cap);
+
+#endif

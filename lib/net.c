@@ -1,0 +1,204 @@
+/* net.c - a sequential stack of layers. */
+#include "net.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static size_t shape_size(fz_shape s) { return (size_t)s.c * (size_t)s.h * (size_t)s.w; }
+
+static int build_layer(fz_layer *L, const fz_layer_spec *s, fz_shape cur, int latent,
+                       int in_count, fz_err *err)
+{
+    int n = fz_arch_size(s, latent, in_count);
+    int vec = cur.h == 1 && cur.w == 1;
+    switch (s->kind) {
+    case FZ_LINEAR:
+        if (!vec)
+            return fz_fail(err, FZ_EDATA, "linear on a (%d, %d, %d) input: add flatten before it",
+                           cur.c, cur.h, cur.w);
+        return fz_linear_init(L, cur.c, n, 1, err);
+    case FZ_CONV2D:
+        return fz_conv2d_init(L, cur.c, cur.h, cur.w, n, s->k, s->stride, s->pad, 1, err);
+    case FZ_CONVT2D:
+        return fz_convt2d_init(L, cur.c, cur.h, cur.w, n, s->k, s->stride, s->pad, s->out_pad, 1,
+                               err);
+    case FZ_BATCHNORM1D:
+    case FZ_BATCHNORM2D:
+        return vec ? fz_batchnorm1d_init(L, cur.c, err)
+                   : fz_batchnorm2d_init(L, cur.c, cur.h, cur.w, err);
+    case FZ_DROPOUT: return fz_dropout_init(L, cur, s->p, err);
+    case FZ_LEAKYRELU: return fz_leakyrelu_init(L, cur, s->slope, err);
+    case FZ_RELU:
+    case FZ_SILU:
+    case FZ_SIGMOID:
+    case FZ_TANH:
+    case FZ_SOFTPLUS: return fz_act_init(L, s->kind, cur, err);
+    case FZ_FLATTEN: return fz_flatten_init(L, cur.c, cur.h, cur.w, err);
+    case FZ_UNFLATTEN:
+        if ((size_t)s->uc * s->uh * s->uw != shape_size(cur))
+            return fz_fail(err, FZ_EDATA, "unflatten(%d,%d,%d) of %zu values", s->uc, s->uh,
+                           s->uw, shape_size(cur));
+        return fz_unflatten_init(L, s->uc, s->uh, s->uw, err);
+    }
+    return fz_fail(err, FZ_EDATA, "unknown layer kind %d", (int)s->kind);
+}
+
+int fz_net_build(fz_net *net, const fz_layer_spec *specs, int n, fz_shape in, int latent,
+                 int in_count, const char *what, fz_err *err)
+{
+    memset(net, 0, sizeof *net);
+    net->layers = calloc((size_t)n, sizeof *net->layers);
+    net->param_off = calloc((size_t)n, sizeof *net->param_off);
+    net->buf_off = calloc((size_t)n, sizeof *net->buf_off);
+    net->act = calloc((size_t)n, sizeof *net->act);
+    if (!net->layers || !net->param_off || !net->buf_off || !net->act) {
+        fz_net_free(net);
+        return fz_fail(err, FZ_ENOMEM, "out of memory");
+    }
+    net->n = n;
+    net->in = in;
+    fz_shape cur = in;
+    for (int i = 0; i < n; i++) {
+        fz_layer *L = &net->layers[i];
+        if (build_layer(L, &specs[i], cur, latent, in_count, err)) {
+            char pre[64];
+            snprintf(pre, sizeof pre, "%s layer %d (%s)", what, i,
+                     fz_layer_kind_name(specs[i].kind));
+            fz_err_prefix(err, pre);
+            net->n = i;
+            fz_net_free(net);
+            return -1;
+        }
+        net->param_off[i] = net->nparams;
+        net->buf_off[i] = net->nbuffers;
+        net->nparams += fz_layer_nparams(L);
+        net->nbuffers += fz_layer_nbuffers(L);
+        cur = L->out;
+    }
+    net->out = cur;
+    return 0;
+}
+
+void fz_net_bind(fz_net *net, float *params, float *grads, float *buffers)
+{
+    for (int i = 0; i < net->n; i++)
+        fz_layer_bind(&net->layers[i], params ? params + net->param_off[i] : NULL,
+                      grads ? grads + net->param_off[i] : NULL,
+                      buffers ? buffers + net->buf_off[i] : NULL);
+}
+
+static void free_activations(fz_net *net)
+{
+    free(net->act_block);
+    free(net->dbuf[0]);
+    free(net->dbuf[1]);
+    free(net->scratch);
+    net->act_block = net->dbuf[0] = net->dbuf[1] = net->scratch = NULL;
+}
+
+int fz_net_reserve(fz_net *net, int max_batch, fz_err *err)
+{
+    free_activations(net);
+    size_t total = 0, widest = shape_size(net->in), scratch = 0;
+    for (int i = 0; i < net->n; i++) {
+        fz_layer *L = &net->layers[i];
+        size_t o = fz_layer_out_size(L);
+        if (o > widest) widest = o;
+        if (!fz_layer_is_view(L)) total += o;
+        size_t s = fz_layer_scratch_floats(L);
+        if (s > scratch) scratch = s;
+    }
+    size_t act_floats, d_floats;
+    if (fz_mul_size(total, (size_t)max_batch, &act_floats) ||
+        fz_mul_size(widest, (size_t)max_batch, &d_floats))
+        return fz_fail(err, FZ_ENOMEM, "batch of %d too large for this network", max_batch);
+    net->act_block = malloc((act_floats ? act_floats : 1) * sizeof(float));
+    net->dbuf[0] = malloc(d_floats * sizeof(float));
+    net->dbuf[1] = malloc(d_floats * sizeof(float));
+    net->scratch = scratch ? malloc(scratch * sizeof(float)) : NULL;
+    if (!net->act_block || !net->dbuf[0] || !net->dbuf[1] || (scratch && !net->scratch)) {
+        free_activations(net);
+        return fz_fail(err, FZ_ENOMEM, "out of memory for activations of a batch of %d",
+                       max_batch);
+    }
+    size_t off = 0;
+    for (int i = 0; i < net->n; i++) {
+        fz_layer *L = &net->layers[i];
+        if (fz_layer_is_view(L)) {
+            net->act[i] = NULL; /* resolved at forward time: the input's memory */
+        } else {
+            net->act[i] = net->act_block + off;
+            off += fz_layer_out_size(L) * (size_t)max_batch;
+        }
+        if (fz_layer_reserve(L, max_batch, net->scratch, err)) {
+            free_activations(net);
+            return -1;
+        }
+    }
+    net->max_batch = max_batch;
+    return 0;
+}
+
+void fz_net_free(fz_net *net)
+{
+    if (!net) return;
+    for (int i = 0; i < net->n; i++) fz_layer_free(&net->layers[i]);
+    free_activations(net);
+    free(net->layers);
+    free(net->param_off);
+    free(net->buf_off);
+    free(net->act);
+    memset(net, 0, sizeof *net);
+}
+
+void fz_net_init_params(fz_net *net, fz_rng *rng)
+{
+    for (int i = 0; i < net->n; i++) fz_layer_init_params(&net->layers[i], rng);
+}
+
+size_t fz_net_in_size(const fz_net *net) { return shape_size(net->in); }
+size_t fz_net_out_size(const fz_net *net) { return shape_size(net->out); }
+
+const float *fz_net_forward(fz_net *net, const float *x, int B, int train, fz_rng *rng)
+{
+    const float *cur = x;
+    for (int i = 0; i < net->n; i++) {
+        fz_layer *L = &net->layers[i];
+        if (fz_layer_is_view(L)) {
+            /* Same memory seen with another shape: nothing to compute. */
+            net->act[i] = (float *)cur;
+            continue;
+        }
+        fz_layer_forward(L, cur, net->act[i], B, train, rng);
+        cur = net->act[i];
+    }
+    return cur;
+}
+
+void fz_net_backward(fz_net *net, const float *x, const float *dy, float *dx, int B)
+{
+    /* first_real: the first layer that computes something; below it are only views. */
+    int first_real = 0;
+    while (first_real < net->n && fz_layer_is_view(&net->layers[first_real])) first_real++;
+    const float *dcur = dy;
+    for (int i = net->n - 1; i >= 0; i--) {
+        fz_layer *L = &net->layers[i];
+        if (fz_layer_is_view(L)) {
+            if (i == 0 && dx && dcur != dx)
+                memcpy(dx, dcur, fz_layer_in_size(L) * (size_t)B * sizeof(float));
+            continue;
+        }
+        /* The input of layer i as forward saw it (a view's act is its input's memory). */
+        const float *in = i ? net->act[i - 1] : x;
+        float *dst;
+        if (i == first_real && !dx)
+            dst = NULL; /* nobody needs the input gradient: skip its product */
+        else if (i == 0)
+            dst = dx;
+        else
+            dst = (dcur == net->dbuf[0]) ? net->dbuf[1] : net->dbuf[0];
+        fz_layer_backward(L, in, net->act[i], dcur, dst, B);
+        if (!dst) break;
+        dcur = dst;
+    }
+}

@@ -1,0 +1,477 @@
+/* train.c - the training loop of autoencoders and VAEs. */
+#include "train.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "json.h"
+
+void fz_train_defaults(fz_train_conf *c, const char *preset, fz_model_kind kind)
+{
+    memset(c, 0, sizeof *c);
+    c->epochs = 10;
+    c->seed = 0;
+    c->clip = 0;
+    c->kl_form = FZ_KL_LOGVAR;
+    c->kl_red = FZ_RED_MEAN_BATCH;
+    c->corrupt = FZ_CORRUPT_NONE;
+    if (preset && strcmp(preset, "vae-conv") == 0) {
+        /* The fuzzy-CVAE article's settings. */
+        c->batch = 256;
+        c->opt = fz_opt_defaults(FZ_OPT_ADAMW);
+        c->opt.weight_decay = 1e-2;
+        c->sched = fz_sched_const(2e-3);
+        c->clip = 1.0;
+        c->recon = FZ_RECON_BCE;
+        c->recon_red = FZ_RED_ROWS;
+        c->recon_weight = 1;
+        c->beta = 1;
+    } else if ((preset && strcmp(preset, "vae-mlp") == 0) || (!preset && kind == FZ_KIND_VAE) ||
+               (preset && strcmp(preset, "ae-mlp") != 0 && kind == FZ_KIND_VAE)) {
+        /* (784 * BCE + KL) / 2 / 784 of the Keras model: per-image BCE and KL, halved and
+         * divided by the number of pixels. */
+        c->batch = 500;
+        c->opt = fz_opt_defaults(FZ_OPT_ADAM);
+        c->sched = fz_sched_const(1e-4);
+        c->recon = FZ_RECON_BCE;
+        c->recon_red = FZ_RED_MEAN_BATCH;
+        c->recon_weight = 1.0 / 1568.0;
+        c->beta = 1.0 / 1568.0;
+    } else {
+        c->batch = 64;
+        c->opt = fz_opt_defaults(FZ_OPT_ADAM);
+        c->sched = fz_sched_const(1e-3);
+        c->recon = FZ_RECON_SQERR;
+        c->recon_red = FZ_RED_SUM;
+        c->recon_weight = 1;
+        c->beta = 1;
+    }
+}
+
+int fz_train_conf_check(const fz_train_conf *c, fz_err *err)
+{
+    if (c->epochs < 1) return fz_fail(err, FZ_EUSAGE, "epochs must be at least 1");
+    if (c->batch < 1 || c->batch > 1 << 20)
+        return fz_fail(err, FZ_EUSAGE, "batch size %d out of range [1, 1048576]", c->batch);
+    if (fz_opt_conf_check(&c->opt, err) || fz_sched_check(&c->sched, err)) return -1;
+    if (!(c->recon_weight >= 0) || !(c->beta >= 0))
+        return fz_fail(err, FZ_EUSAGE, "loss weights must be >= 0");
+    if (c->corrupt != FZ_CORRUPT_NONE && !(c->corrupt_level >= 0))
+        return fz_fail(err, FZ_EUSAGE, "corruption level must be >= 0");
+    if (c->corrupt == FZ_CORRUPT_FLIP && c->corrupt_level > 1)
+        return fz_fail(err, FZ_EUSAGE, "flip probability must be in [0, 1]");
+    return 0;
+}
+
+static const char *recon_name(fz_recon r) { return r == FZ_RECON_BCE ? "bce" : "sqerr"; }
+
+char *fz_train_conf_json(const fz_train_conf *c)
+{
+    fz_sbuf b;
+    fz_sbuf_init(&b);
+    fz_sbuf_printf(&b, "{\"epochs\":%d,\"batch\":%d,\"seed\":%llu,\"optim\":\"%s\",\"lr\":", c->epochs,
+                   c->batch, (unsigned long long)c->seed, fz_opt_kind_name(c->opt.kind));
+    fz_sbuf_json_f64(&b, c->sched.lr);
+    fz_sbuf_printf(&b, ",\"weight_decay\":");
+    fz_sbuf_json_f64(&b, c->opt.weight_decay);
+    fz_sbuf_printf(&b, ",\"clip\":");
+    fz_sbuf_json_f64(&b, c->clip);
+    fz_sbuf_printf(&b, ",\"recon\":\"%s\",\"reduction\":\"%s\",\"recon_weight\":", recon_name(c->recon),
+                   fz_reduction_name(c->recon_red));
+    fz_sbuf_json_f64(&b, c->recon_weight);
+    fz_sbuf_printf(&b, ",\"beta\":");
+    fz_sbuf_json_f64(&b, c->beta);
+    fz_sbuf_printf(&b, ",\"kl\":\"%s\",\"corrupt\":\"%s\",\"corrupt_level\":",
+                   c->kl_form == FZ_KL_SOFTPLUS ? "softplus" : "logvar",
+                   c->corrupt == FZ_CORRUPT_GAUSS ? "gauss"
+                   : c->corrupt == FZ_CORRUPT_FLIP ? "flip"
+                                                   : "none");
+    fz_sbuf_json_f64(&b, c->corrupt_level);
+    fz_sbuf_putc(&b, '}');
+    return fz_sbuf_take(&b);
+}
+
+struct fz_trainer {
+    fz_model *m;
+    fz_train_conf c;
+    fz_optim opt;
+    int B, Z, E;        /* max batch, latent, encoder output width */
+    size_t D;           /* input values per row */
+    size_t *order;      /* (n) shuffled row indices, sized on demand */
+    size_t order_cap;
+    float *x;           /* (B, D) clean batch */
+    float *xin;         /* (B, D) corrupted batch */
+    float *mu, *s;      /* (B, Z) */
+    float *eps, *z;     /* (B, Z) */
+    float *dxhat;       /* (B, D) */
+    float *dz;          /* (B, Z) */
+    float *dmu, *ds;    /* (B, Z) */
+    float *dh;          /* (B, E) */
+};
+
+void fz_trainer_free(fz_trainer *t)
+{
+    if (!t) return;
+    fz_optim_free(&t->opt);
+    free(t->order);
+    free(t->x);
+    free(t->xin);
+    free(t->mu);
+    free(t->s);
+    free(t->eps);
+    free(t->z);
+    free(t->dxhat);
+    free(t->dz);
+    free(t->dmu);
+    free(t->ds);
+    free(t->dh);
+    free(t);
+}
+
+fz_trainer *fz_trainer_new(fz_model *m, const fz_train_conf *c, fz_err *err)
+{
+    if (fz_train_conf_check(c, err)) return NULL;
+    fz_trainer *t = calloc(1, sizeof *t);
+    if (!t) {
+        fz_fail(err, FZ_ENOMEM, "out of memory");
+        return NULL;
+    }
+    t->m = m;
+    t->c = *c;
+    t->B = c->batch;
+    t->Z = m->arch.latent;
+    t->E = m->arch.kind == FZ_KIND_VAE ? 2 * t->Z : t->Z;
+    t->D = m->in_count;
+    if (fz_optim_init(&t->opt, &c->opt, m->nparams, err)) goto fail;
+    if (m->opt_state) {
+        if (strcmp(m->opt_kind, fz_opt_kind_name(c->opt.kind)) != 0 ||
+            m->opt_len != fz_optim_state_len(&t->opt)) {
+            fz_fail(err, FZ_EUSAGE,
+                    "the checkpoint's optimiser is %s with %zu state values; this run asks for %s",
+                    m->opt_kind, m->opt_len, fz_opt_kind_name(c->opt.kind));
+            goto fail;
+        }
+        if (fz_optim_restore(&t->opt, m->opt_state, m->opt_len, (double)m->step, err)) goto fail;
+    }
+    size_t BD = (size_t)t->B * t->D, BZ = (size_t)t->B * t->Z, BE = (size_t)t->B * t->E;
+    t->x = malloc(BD * sizeof(float));
+    t->xin = malloc(BD * sizeof(float));
+    t->dxhat = malloc(BD * sizeof(float));
+    t->mu = malloc(BZ * sizeof(float));
+    t->s = malloc(BZ * sizeof(float));
+    t->eps = malloc(BZ * sizeof(float));
+    t->z = malloc(BZ * sizeof(float));
+    t->dz = malloc(BZ * sizeof(float));
+    t->dmu = malloc(BZ * sizeof(float));
+    t->ds = malloc(BZ * sizeof(float));
+    t->dh = malloc(BE * sizeof(float));
+    if (!t->x || !t->xin || !t->dxhat || !t->mu || !t->s || !t->eps || !t->z || !t->dz ||
+        !t->dmu || !t->ds || !t->dh) {
+        fz_fail(err, FZ_ENOMEM, "out of memory for batches of %d", t->B);
+        goto fail;
+    }
+    if (fz_model_reserve(m, t->B, err)) goto fail;
+    return t;
+fail:
+    fz_trainer_free(t);
+    return NULL;
+}
+
+const fz_optim *fz_trainer_optim(const fz_trainer *t) { return &t->opt; }
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static void corrupt(const fz_train_conf *c, const float *x, float *out, size_t n, fz_rng *rng)
+{
+    switch (c->corrupt) {
+    case FZ_CORRUPT_GAUSS:
+        for (size_t i = 0; i < n; i++) out[i] = x[i] + (float)(c->corrupt_level * fz_rng_normal(rng));
+        break;
+    case FZ_CORRUPT_FLIP:
+        /* a flipped pixel becomes 1 - x (0 <-> 1 for binary images) */
+        for (size_t i = 0; i < n; i++)
+            out[i] = fz_rng_uniform(rng) < c->corrupt_level ? 1.0f - x[i] : x[i];
+        break;
+    default: memcpy(out, x, n * sizeof(float));
+    }
+}
+
+/* Forward of one batch of B rows in t->x; computes the loss parts and, when train, the
+ * gradients into the model's gradient block. Returns the weighted total. */
+static double batch_step(fz_trainer *t, int B, int train, fz_rng *rng, double *recon_out,
+                         double *kl_out)
+{
+    fz_model *m = t->m;
+    const fz_train_conf *c = &t->c;
+    size_t D = t->D, Z = (size_t)t->Z;
+    int vae = m->arch.kind == FZ_KIND_VAE;
+    const float *xin = t->x;
+    if (train && c->corrupt != FZ_CORRUPT_NONE) {
+        corrupt(c, t->x, t->xin, (size_t)B * D, rng);
+        xin = t->xin;
+    }
+    const float *h = fz_net_forward(&m->enc, xin, B, train, rng); /* (B, E) */
+    const float *zin = h;
+    if (vae) {
+        for (int b = 0; b < B; b++) {
+            memcpy(t->mu + b * Z, h + (size_t)b * 2 * Z, Z * sizeof(float));
+            memcpy(t->s + b * Z, h + (size_t)b * 2 * Z + Z, Z * sizeof(float));
+        }
+        fz_reparam(m->arch.sigma, train ? FZ_NOISE_DRAW : FZ_NOISE_NONE, t->mu, t->s,
+                   (size_t)B * Z, t->eps, rng, t->z, NULL);
+        zin = t->z;
+    }
+    const float *xhat = fz_net_forward(&m->dec, zin, B, train, rng); /* (B, D) */
+    size_t axis = (size_t)m->in.w;
+    float *g = NULL;
+    if (train) {
+        fz_zero(t->dxhat, (size_t)B * D);
+        g = t->dxhat;
+    }
+    double recon = c->recon == FZ_RECON_BCE
+                       ? fz_bce(xhat, t->x, (size_t)B, D, c->recon_red, axis, (float)c->recon_weight, g)
+                       : fz_sqerr(xhat, t->x, (size_t)B, D, c->recon_red, axis, (float)c->recon_weight, g);
+    double kl = 0;
+    if (vae) {
+        if (train) {
+            fz_zero(t->dmu, (size_t)B * Z);
+            fz_zero(t->ds, (size_t)B * Z);
+        }
+        kl = c->kl_form == FZ_KL_SOFTPLUS
+                 ? fz_kl_softplus(t->mu, t->s, (size_t)B, Z, c->kl_red, 1, (float)c->beta,
+                                  train ? t->dmu : NULL, train ? t->ds : NULL)
+                 : fz_kl_logvar(t->mu, t->s, (size_t)B, Z, c->kl_red, 1, (float)c->beta,
+                                train ? t->dmu : NULL, train ? t->ds : NULL);
+    }
+    *recon_out = recon;
+    *kl_out = kl;
+    if (train) {
+        fz_zero(m->grads, m->nparams);
+        float *dz = vae ? t->dz : t->dh;
+        fz_net_backward(&m->dec, zin, t->dxhat, dz, B);
+        if (vae) {
+            fz_reparam_backward(m->arch.sigma, t->s, t->eps, t->dz, (size_t)B * Z, t->dmu, t->ds);
+            for (int b = 0; b < B; b++) {
+                memcpy(t->dh + (size_t)b * 2 * Z, t->dmu + b * Z, Z * sizeof(float));
+                memcpy(t->dh + (size_t)b * 2 * Z + Z, t->ds + b * Z, Z * sizeof(float));
+            }
+        }
+        fz_net_backward(&m->enc, xin, t->dh, NULL, B);
+    }
+    return c->recon_weight * recon + (vae ? c->beta * kl : 0);
+}
+
+static int ensure_order(fz_trainer *t, size_t n, fz_err *err)
+{
+    if (n <= t->order_cap) return 0;
+    size_t *o = realloc(t->order, n * sizeof *o);
+    if (!o) return fz_fail(err, FZ_ENOMEM, "out of memory");
+    t->order = o;
+    t->order_cap = n;
+    return 0;
+}
+
+static void gather(fz_trainer *t, const fz_trainset *ds, const size_t *idx, int B)
+{
+    for (int b = 0; b < B; b++)
+        memcpy(t->x + (size_t)b * t->D, ds->x + idx[b] * t->D, t->D * sizeof(float));
+}
+
+int fz_trainer_epoch(fz_trainer *t, const fz_trainset *ds, fz_progress_fn progress, void *ctx,
+                     fz_epoch_stats *st, fz_err *err)
+{
+    fz_model *m = t->m;
+    memset(st, 0, sizeof *st);
+    if (ds->d != t->D)
+        return fz_fail(err, FZ_EDATA, "data rows have %zu values, the model takes %zu", ds->d, t->D);
+    if (ds->n == 0) return fz_fail(err, FZ_EDATA, "no training rows");
+    if (ensure_order(t, ds->n, err)) return -1;
+    long epoch = m->epoch + 1;
+    fz_rng rng;
+    /* One stream of random numbers per epoch: resuming at an epoch boundary repeats it. */
+    fz_rng_seed(&rng, t->c.seed * 0x9e3779b97f4a7c15ULL + (uint64_t)epoch);
+    for (size_t i = 0; i < ds->n; i++) t->order[i] = i;
+    fz_rng_shuffle_idx(&rng, t->order, ds->n);
+    double lr = fz_sched_lr(&t->c.sched, epoch - 1);
+    st->lr = lr;
+    long nb = (long)((ds->n + (size_t)t->B - 1) / (size_t)t->B);
+    double t0 = now(), sum_loss = 0, sum_recon = 0, sum_kl = 0, sum_norm = 0;
+    for (long bi = 0; bi < nb; bi++) {
+        size_t start = (size_t)bi * (size_t)t->B;
+        int B = (int)((ds->n - start) < (size_t)t->B ? ds->n - start : (size_t)t->B);
+        gather(t, ds, t->order + start, B);
+        double recon, kl;
+        double loss = batch_step(t, B, 1, &rng, &recon, &kl);
+        if (!isfinite(loss))
+            return fz_fail(err, FZ_EDATA,
+                           "the loss became %s in epoch %ld, batch %ld (recon %g, kl %g): "
+                           "try a lower learning rate or gradient clipping",
+                           isnan(loss) ? "NaN" : "infinite", epoch, bi + 1, recon, kl);
+        double norm = fz_clip_grad_norm(m->grads, m->nparams, t->c.clip);
+        if (!isfinite(norm))
+            return fz_fail(err, FZ_EDATA, "the gradient became non-finite in epoch %ld, batch %ld",
+                           epoch, bi + 1);
+        fz_optim_step(&t->opt, m->params, m->grads, NULL, lr);
+        sum_loss += loss;
+        sum_recon += recon;
+        sum_kl += kl;
+        sum_norm += norm;
+        st->samples += (size_t)B;
+        st->loss = sum_loss / (double)(bi + 1);
+        st->recon = sum_recon / (double)(bi + 1);
+        st->kl = sum_kl / (double)(bi + 1);
+        st->grad_norm = sum_norm / (double)(bi + 1);
+        st->seconds = now() - t0;
+        if (progress && progress(ctx, epoch, bi + 1, nb, st)) return 1;
+    }
+    m->epoch = epoch;
+    m->step = t->opt.step;
+    return 0;
+}
+
+int fz_trainer_evaluate(fz_trainer *t, const fz_trainset *ds, fz_epoch_stats *st, fz_err *err)
+{
+    memset(st, 0, sizeof *st);
+    if (ds->d != t->D)
+        return fz_fail(err, FZ_EDATA, "data rows have %zu values, the model takes %zu", ds->d, t->D);
+    double t0 = now(), wsum = 0;
+    for (size_t start = 0; start < ds->n; start += (size_t)t->B) {
+        int B = (int)((ds->n - start) < (size_t)t->B ? ds->n - start : (size_t)t->B);
+        memcpy(t->x, ds->x + start * t->D, (size_t)B * t->D * sizeof(float));
+        double recon, kl;
+        double loss = batch_step(t, B, 0, NULL, &recon, &kl);
+        /* weight each batch by its size so a short last batch counts for what it is */
+        st->loss += loss * B;
+        st->recon += recon * B;
+        st->kl += kl * B;
+        wsum += B;
+        st->samples += (size_t)B;
+    }
+    if (wsum > 0) {
+        st->loss /= wsum;
+        st->recon /= wsum;
+        st->kl /= wsum;
+    }
+    st->seconds = now() - t0;
+    return 0;
+}
+
+int fz_field_shape3(const fz_field *f, fz_shape *s, fz_err *err)
+{
+    if (f->type == FZ_BYTES) return fz_fail(err, FZ_EDATA, "field '%s' holds bytes, not numbers", f->name);
+    for (int d = 0; d < f->ndim; d++)
+        if (f->shape[d] < 1 || f->shape[d] > FZ_NN_MAX_DIM)
+            return fz_fail(err, FZ_EDATA, "field '%s': dimension %d is %lld", f->name, d,
+                           (long long)f->shape[d]);
+    switch (f->ndim) {
+    case 0: *s = (fz_shape){1, 1, 1}; return 0;
+    case 1: *s = (fz_shape){(int)f->shape[0], 1, 1}; return 0;
+    case 2: *s = (fz_shape){1, (int)f->shape[0], (int)f->shape[1]}; return 0;
+    case 3: *s = (fz_shape){(int)f->shape[0], (int)f->shape[1], (int)f->shape[2]}; return 0;
+    default:
+        return fz_fail(err, FZ_EDATA, "field '%s' has %d dimensions (at most 3: C, H, W)",
+                       f->name, f->ndim);
+    }
+}
+
+void fz_trainset_free(fz_trainset *ds)
+{
+    free(ds->x);
+    memset(ds, 0, sizeof *ds);
+}
+
+int fz_trainset_load(const char *path, const char *field, int drop_nonfinite, fz_trainset *ds,
+                    fz_shape *shape, char **meta, size_t *dropped, fz_err *err)
+{
+    memset(ds, 0, sizeof *ds);
+    if (meta) *meta = NULL;
+    if (dropped) *dropped = 0;
+    fz_reader *r = fz_reader_open(path, err);
+    if (!r) return -1;
+    const fz_schema *s = fz_reader_schema(r);
+    int fi = fz_schema_find(s, field), idi = fz_schema_find(s, "id");
+    unsigned char *buf = NULL;
+    int rc = -1;
+    if (fi < 0) {
+        fz_fail(err, FZ_EDATA, "%s: no field '%s' in the stream", fz_reader_name(r), field);
+        goto out;
+    }
+    const fz_field *f = &s->field[fi];
+    if (fz_field_shape3(f, shape, err)) {
+        fz_err_prefix(err, fz_reader_name(r));
+        goto out;
+    }
+    ds->d = f->count;
+    size_t cap = 0, batch = ((size_t)1 << 20) / s->row_size + 1;
+    buf = malloc(batch * s->row_size);
+    if (!buf) {
+        fz_fail(err, FZ_ENOMEM, "out of memory");
+        goto out;
+    }
+    long n;
+    while ((n = fz_reader_read(r, buf, batch, err)) > 0) {
+        if (ds->n + (size_t)n > cap) {
+            size_t ncap = cap ? cap * 2 : 1024;
+            while (ncap < ds->n + (size_t)n) ncap *= 2;
+            size_t bytes;
+            if (fz_mul_size(ncap, ds->d * sizeof(float), &bytes)) {
+                fz_fail(err, FZ_ENOMEM, "%s: too many rows", fz_reader_name(r));
+                goto out;
+            }
+            float *nx = realloc(ds->x, bytes);
+            if (!nx) {
+                fz_fail(err, FZ_ENOMEM, "%s: out of memory holding %zu rows of %zu values",
+                        fz_reader_name(r), ncap, ds->d);
+                goto out;
+            }
+            ds->x = nx;
+            cap = ncap;
+        }
+        for (long i = 0; i < n; i++) {
+            const unsigned char *row = buf + (size_t)i * s->row_size;
+            float *dst = ds->x + ds->n * ds->d;
+            fz_field_to_f32(f, row, dst);
+            ptrdiff_t bad = fz_first_nonfinite(dst, ds->d);
+            if (bad >= 0) {
+                if (drop_nonfinite) {
+                    if (dropped) (*dropped)++;
+                    continue;
+                }
+                uint64_t rowno = fz_reader_rows(r) - (uint64_t)n + (uint64_t)i;
+                if (idi >= 0)
+                    fz_fail(err, FZ_EDATA,
+                            "%s: row with id %.0f has a non-finite value in '%s' at index %td "
+                            "(use --drop-nonfinite to skip such rows)",
+                            fz_reader_name(r), fz_field_get(&s->field[idi], row, 0), field, bad);
+                else
+                    fz_fail(err, FZ_EDATA,
+                            "%s: row %llu has a non-finite value in '%s' at index %td "
+                            "(use --drop-nonfinite to skip such rows)",
+                            fz_reader_name(r), (unsigned long long)rowno, field, bad);
+                goto out;
+            }
+            ds->n++;
+        }
+    }
+    if (n < 0) goto out;
+    if (meta) {
+        *meta = strdup(fz_reader_meta(r));
+        if (!*meta) {
+            fz_fail(err, FZ_ENOMEM, "out of memory");
+            goto out;
+        }
+    }
+    rc = 0;
+out:
+    free(buf);
+    fz_reader_close(r);
+    if (rc) fz_trainset_free(ds);
+    return rc;
+}

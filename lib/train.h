@@ -1,0 +1,103 @@
+/* train.h - training an autoencoder or VAE on a data set held in memory.
+ *
+ * One epoch: the rows are shuffled by an rng seeded from (seed, epoch), cut into batches
+ * (the last one may be smaller), and for each batch
+ *     x_in = corrupt(x)                       (denoising; otherwise x_in = x)
+ *     h    = encoder(x_in)                    (B, Z) for an ae, (B, 2Z) = [mu | s] for a vae
+ *     z    = h (ae)  or  mu + sigma(s) * eps  (vae, eps ~ N(0, I))
+ *     xhat = decoder(z)                       (B, in)
+ *     loss = recon_weight * recon(xhat, x) + beta * KL(mu, s)
+ * then one optimiser step after gradient-norm clipping. Every random draw of an epoch
+ * (order, dropout masks, noise, corruption) comes from that epoch's rng, so a run resumed
+ * from an end-of-epoch checkpoint ends bit-identical to an uninterrupted one
+ * (with OPENBLAS_NUM_THREADS=1).
+ */
+#ifndef FZ_TRAIN_H
+#define FZ_TRAIN_H
+
+#include <stdint.h>
+
+#include "loss.h"
+#include "model.h"
+#include "optim.h"
+#include "stream.h"
+
+typedef enum fz_recon { FZ_RECON_BCE = 0, FZ_RECON_SQERR } fz_recon;
+typedef enum fz_kl_form {
+    FZ_KL_LOGVAR = 0, /* KL(mu, s) with s read as the log-variance (for sigma = softplus this
+                         reproduces the published fuzzy-CVAE code) */
+    FZ_KL_SOFTPLUS    /* the KL of the softplus parameterisation itself (consistent) */
+} fz_kl_form;
+typedef enum fz_corrupt { FZ_CORRUPT_NONE = 0, FZ_CORRUPT_GAUSS, FZ_CORRUPT_FLIP } fz_corrupt;
+
+typedef struct fz_train_conf {
+    int epochs;            /* train until this many epochs in total */
+    int batch;
+    uint64_t seed;
+    fz_opt_conf opt;
+    fz_sched sched;        /* by epoch */
+    double clip;           /* max gradient norm; <= 0: no clipping */
+    fz_recon recon;
+    fz_reduction recon_red;
+    double recon_weight;
+    double beta;           /* KL weight (vae) */
+    fz_kl_form kl_form;
+    fz_reduction kl_red;
+    fz_corrupt corrupt;    /* denoising: corrupt the input, compare with the clean one */
+    double corrupt_level;  /* Gaussian sigma, or flip probability */
+} fz_train_conf;
+
+/* Defaults for a preset name ("ae-mlp", "vae-mlp", "vae-conv"; anything else gets the
+ * vae-mlp settings for a vae and the ae-mlp ones for an ae). */
+void fz_train_defaults(fz_train_conf *c, const char *preset, fz_model_kind kind);
+int fz_train_conf_check(const fz_train_conf *c, fz_err *err);
+/* The configuration as a JSON object (stored in the model's "train" metadata). */
+char *fz_train_conf_json(const fz_train_conf *c);
+
+/* A data set in memory: x (n, d). */
+typedef struct fz_trainset {
+    size_t n, d;
+    float *x;
+} fz_trainset;
+
+/* The (C, H, W) shape of a stream field: (D) is (D, 1, 1), (H, W) is (1, H, W), a scalar
+ * is (1, 1, 1); more than 3 dimensions is an error. */
+int fz_field_shape3(const fz_field *f, fz_shape *s, fz_err *err);
+
+/* Load field `field` of every row of a stream ("-" = stdin) into memory as float32 (n, d).
+ * A row holding NaN or infinity is an error naming its id (the "id" field, else the row
+ * number), or is dropped when drop_nonfinite (counted in *dropped). shape receives the
+ * field's shape; meta (may be NULL) the stream's metadata JSON, which the caller frees. */
+int fz_trainset_load(const char *path, const char *field, int drop_nonfinite, fz_trainset *ds,
+                    fz_shape *shape, char **meta, size_t *dropped, fz_err *err);
+void fz_trainset_free(fz_trainset *ds);
+
+/* Loss parts summed over an epoch, per sample. */
+typedef struct fz_epoch_stats {
+    double loss, recon, kl; /* means over batches, as the optimiser saw them (unweighted parts) */
+    size_t samples;
+    double seconds;
+    double lr;
+    double grad_norm;       /* mean before clipping */
+} fz_epoch_stats;
+
+typedef struct fz_trainer fz_trainer;
+
+/* Progress callback after each batch: return non-zero to stop after this batch. */
+typedef int (*fz_progress_fn)(void *ctx, long epoch, long batch, long nbatches,
+                              const fz_epoch_stats *so_far);
+
+/* A trainer for model m (which it modifies). If m carries optimiser state of the same kind
+ * (a checkpoint), it is restored so that training continues where it stopped. */
+fz_trainer *fz_trainer_new(fz_model *m, const fz_train_conf *c, fz_err *err);
+void fz_trainer_free(fz_trainer *t);
+const fz_optim *fz_trainer_optim(const fz_trainer *t);
+/* Train one epoch (number m->epoch + 1) on ds; on success m->epoch is incremented. Returns
+ * 0, 1 when progress asked to stop (the epoch is incomplete), or -1 with a reason (a NaN or
+ * infinite loss, naming the epoch and batch). */
+int fz_trainer_epoch(fz_trainer *t, const fz_trainset *ds, fz_progress_fn progress, void *ctx,
+                     fz_epoch_stats *st, fz_err *err);
+/* Losses on ds in evaluation mode with z = mu (no optimiser step). */
+int fz_trainer_evaluate(fz_trainer *t, const fz_trainset *ds, fz_epoch_stats *st, fz_err *err);
+
+#endif

@@ -1,0 +1,194 @@
+/* fz-encode - model + data stream -> latent stream {..., mu, logvar, z}. */
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "blas.h"
+#include "model.h"
+#include "stream.h"
+#include "train.h"
+
+static const char *prog = "fz-encode";
+
+static void usage(FILE *to)
+{
+    fprintf(to, "usage: fz-encode -i model [-S] [-s seed] [-f field] [-k] [-d fields] [-B batch] "
+                "[-t threads] [-o out] [in]\n");
+}
+
+static void help(long batch)
+{
+    usage(stdout);
+    printf("\nEncode the rows of a stream with a trained model (evaluation mode: BatchNorm uses its\n"
+           "running statistics, Dropout is off). Adds the fields mu and z (and logvar for a vae,\n"
+           "the log-variance log(sigma^2) whatever the model's sigma form) and passes every other\n"
+           "field through; the input field is dropped unless -k.\n\n"
+           "  -i model    model file (required)\n"
+           "  -S          z sampled as mu + sigma * eps (default: z = mu)\n"
+           "  -s seed     seed of the sampling (default 0)\n"
+           "  -f field    input field (default x)\n"
+           "  -k          keep the input field in the output\n"
+           "  -d fields   also drop these fields (comma-separated)\n"
+           "  -B batch    rows encoded at a time (default %ld)\n"
+           "  -t threads  OpenBLAS threads\n"
+           "  -o out      output stream (default: standard output)\n"
+           "  -h          this help\n"
+           "\nExit 0 ok, 1 data or runtime error, 2 usage.\n",
+           batch);
+}
+
+static int fail(const fz_err *err)
+{
+    if (err->code == FZ_EPIPE) return 0; /* the reader went away: not an error */
+    fprintf(stderr, "%s: %s\n", prog, err->msg);
+    return 1;
+}
+
+int main(int argc, char **argv)
+{
+    int switched = fz_blas_init(argc, argv);
+    fz_blas_ftz(1);
+    signal(SIGPIPE, SIG_IGN);
+    const char *model_path = NULL, *out_path = NULL, *field = "x";
+    char *drop_list = NULL;
+    int sample = 0, keep = 0, c;
+    long seed = 0, batch = 256, threads = 0;
+    fz_err err;
+    opterr = 0;
+    while ((c = getopt(argc, argv, "i:Ss:f:kd:B:t:o:h")) != -1) {
+        switch (c) {
+        case 'i': model_path = optarg; break;
+        case 'S': sample = 1; break;
+        case 's': if (fz_parse_long(optarg, 0, 2147483647L, &seed, "-s", &err)) goto bad; break;
+        case 'f': field = optarg; break;
+        case 'k': keep = 1; break;
+        case 'd': drop_list = optarg; break;
+        case 'B': if (fz_parse_long(optarg, 1, 65536, &batch, "-B", &err)) goto bad; break;
+        case 't': if (fz_parse_long(optarg, 1, 256, &threads, "-t", &err)) goto bad; break;
+        case 'o': out_path = optarg; break;
+        case 'h': help(batch); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (!model_path || argc - optind > 1) {
+        usage(stderr);
+        return 2;
+    }
+    const char *in_path = optind < argc ? argv[optind] : "-";
+    if (switched && fz_blas_selfcheck(&err)) return fail(&err);
+    if (threads) fz_blas_set_threads((int)threads);
+
+    fz_model m;
+    if (fz_model_load(&m, model_path, &err)) return fail(&err);
+    fz_reader *r = fz_reader_open(in_path, &err);
+    if (!r) return fail(&err);
+    const fz_schema *in = fz_reader_schema(r);
+    int fi = fz_schema_find(in, field);
+    if (fi < 0) {
+        fprintf(stderr, "%s: %s: no field '%s' in the stream\n", prog, fz_reader_name(r), field);
+        return 1;
+    }
+    const fz_field *xf = &in->field[fi];
+    fz_shape shape;
+    if (fz_field_shape3(xf, &shape, &err)) {
+        fz_err_prefix(&err, fz_reader_name(r));
+        return fail(&err);
+    }
+    if (shape.c != m.in.c || shape.h != m.in.h || shape.w != m.in.w) {
+        char a[64], b[64];
+        fprintf(stderr, "%s: %s: field '%s' has shape %s, the model %s takes %s\n", prog,
+                fz_reader_name(r), field, fz_model_shape_str(shape, a, sizeof a), model_path,
+                fz_model_shape_str(m.in, b, sizeof b));
+        return 1;
+    }
+    int vae = m.arch.kind == FZ_KIND_VAE, Z = fz_model_latent(&m);
+    /* Output: the input's fields minus the input (unless -k), minus -d, minus any old latents. */
+    const char *drop[FZ_MAX_FIELDS + 8];
+    int nd = drop_list ? fz_split_names(drop_list, drop, FZ_MAX_FIELDS) : 0;
+    if (!keep) drop[nd++] = field;
+    drop[nd++] = "mu";
+    drop[nd++] = "logvar";
+    drop[nd++] = "z";
+    drop[nd] = NULL;
+    fz_schema out;
+    fz_rowmap map;
+    int64_t zshape[1] = {Z};
+    if (fz_rowmap_build(&map, in, &out, drop, &err) ||
+        fz_schema_add(&out, "mu", FZ_F4, 0, 1, zshape, &err) ||
+        (vae && fz_schema_add(&out, "logvar", FZ_F4, 0, 1, zshape, &err)) ||
+        fz_schema_add(&out, "z", FZ_F4, 0, 1, zshape, &err))
+        return fail(&err);
+    int mu_i = fz_schema_find(&out, "mu"), lv_i = vae ? fz_schema_find(&out, "logvar") : -1,
+        z_i = fz_schema_find(&out, "z");
+    fz_writer *w = fz_writer_open(out_path, &out, fz_reader_meta(r), 0, &err);
+    if (!w) return fail(&err);
+
+    if (fz_model_reserve(&m, (int)batch, &err)) return fail(&err);
+    size_t D = m.in_count;
+    unsigned char *inbuf = malloc((size_t)batch * in->row_size + 1);
+    unsigned char *outbuf = malloc((size_t)batch * out.row_size + 1);
+    float *x = malloc((size_t)batch * D * sizeof(float));
+    float *mu = malloc((size_t)batch * Z * sizeof(float)), *s = malloc((size_t)batch * Z * sizeof(float));
+    if (!inbuf || !outbuf || !x || !mu || !s) {
+        fprintf(stderr, "%s: out of memory\n", prog);
+        return 1;
+    }
+    fz_rng rng;
+    fz_rng_seed(&rng, (uint64_t)seed);
+    long n;
+    int rc = 0;
+    while ((n = fz_reader_read(r, inbuf, (size_t)batch, &err)) > 0) {
+        for (long i = 0; i < n; i++) {
+            fz_field_to_f32(xf, inbuf + (size_t)i * in->row_size, x + (size_t)i * D);
+            ptrdiff_t bad = fz_first_nonfinite(x + (size_t)i * D, D);
+            if (bad >= 0) {
+                fprintf(stderr, "%s: %s: row %llu has a non-finite value in '%s' at index %td\n",
+                        prog, fz_reader_name(r),
+                        (unsigned long long)(fz_reader_rows(r) - (uint64_t)n + (uint64_t)i), field, bad);
+                fz_writer_abort(w);
+                return 1;
+            }
+        }
+        fz_model_encode(&m, x, (int)n, mu, vae ? s : NULL);
+        for (long i = 0; i < n; i++) {
+            unsigned char *orow = outbuf + (size_t)i * out.row_size;
+            fz_rowmap_copy(&map, inbuf + (size_t)i * in->row_size, orow);
+            for (int k = 0; k < Z; k++) {
+                float mv = mu[i * Z + k], zv = mv;
+                fz_field_set(&out.field[mu_i], orow, (size_t)k, mv);
+                if (vae) {
+                    double sigma = fz_sigma(m.arch.sigma, s[i * Z + k]);
+                    fz_field_set(&out.field[lv_i], orow, (size_t)k, 2.0 * log(sigma));
+                    if (sample) zv = (float)(mv + sigma * fz_rng_normal(&rng));
+                }
+                fz_field_set(&out.field[z_i], orow, (size_t)k, zv);
+            }
+        }
+        if (fz_writer_write(w, outbuf, (size_t)n, &err)) {
+            rc = fail(&err);
+            fz_writer_abort(w);
+            w = NULL;
+            break;
+        }
+    }
+    if (n < 0) {
+        rc = fail(&err);
+        if (w) fz_writer_abort(w);
+        w = NULL;
+    }
+    if (w && fz_writer_close(w, &err)) rc = fail(&err);
+    fz_reader_close(r);
+    fz_model_free(&m);
+    free(inbuf);
+    free(outbuf);
+    free(x);
+    free(mu);
+    free(s);
+    return rc;
+bad:
+    fprintf(stderr, "%s: %s\n", prog, err.msg);
+    return 2;
+}

@@ -1,0 +1,486 @@
+/* fz-train - train an autoencoder or VAE on a stream, writing a model file with a
+ * checkpoint after every epoch. */
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "blas.h"
+#include "json.h"
+#include "model.h"
+#include "train.h"
+
+static const char *prog = "fz-train";
+
+static void usage(FILE *to)
+{
+    fprintf(to,
+            "usage: fz-train -o model [-a arch] [-z latent] [-i model | -R] [-m epochs] [-B batch]\n"
+            "                [-r rate] [-s seed] [-t threads] [-v valid] [-l log.tsv] [options] [train]\n");
+}
+
+typedef struct options {
+    const char *arch, *out, *in, *valid, *log, *train, *field;
+    int latent, resume, threads, quiet, drop_nonfinite;
+    fz_train_conf conf;
+    /* which training settings the user gave (the rest come from the preset) */
+    int set_batch, set_lr, set_optim, set_wd, set_clip, set_loss, set_red, set_rw, set_beta,
+        set_kl, set_mom;
+    double lr, wd, clip, rw, beta, momentum;
+    int batch;
+    fz_opt_kind optim;
+    fz_recon recon;
+    fz_reduction red;
+    fz_kl_form kl;
+    const char *sched;
+} options;
+
+static void help(void)
+{
+    usage(stdout);
+    printf(
+        "\nTrain an autoencoder (ae) or variational autoencoder (vae) on the rows of a stream\n"
+        "(default: standard input). After every epoch the model, with the optimiser state, is\n"
+        "written atomically to the output file, so an interrupted run loses at most an epoch.\n"
+        "\nModel:\n"
+        "  -a arch      preset (ae-mlp, vae-mlp, vae-conv), a file holding a description,\n"
+        "               or the description itself (see fz-train(1)); default vae-mlp\n"
+        "  -z latent    latent size of a preset (default: the preset's)\n"
+        "  -i model     start from this model's weights (fine-tuning)\n"
+        "  -R           resume: continue the checkpoint in the output file if there is one\n"
+        "  -o model     output model file (required)\n"
+        "\nTraining (defaults depend on the preset, see fz-train(1)):\n"
+        "  -m epochs    train until this many epochs in total (default 10)\n"
+        "  -B batch     batch size\n"
+        "  -r rate      learning rate\n"
+        "  -s seed      seed of initialisation, order, dropout and sampling (default 0)\n"
+        "  --optim adam|adamw|sgd  --wd DECAY  --momentum M  --clip NORM\n"
+        "  --schedule const|step:EVERY:GAMMA|cos:T:MIN[,warmup:W]   (by epoch)\n"
+        "\nLoss:\n"
+        "  --loss bce|mse|sse     reconstruction loss (mse/sse: squared error, mean/sum)\n"
+        "  --reduction sum|mean|batch|rows   how the reconstruction terms are reduced\n"
+        "  --recon-weight W  --beta B      weights of reconstruction and KL\n"
+        "  --kl logvar|softplus   KL form for a vae (see fz-train(1))\n"
+        "  --denoise gauss:SIGMA|flip:P    corrupt inputs, compare with the clean ones\n"
+        "\nData and output:\n"
+        "  -f field     input field (default x)\n"
+        "  -v valid     validation stream, evaluated after every epoch\n"
+        "  -l log.tsv   per-epoch losses as TSV\n"
+        "  --drop-nonfinite  skip rows with NaN or infinity instead of stopping\n"
+        "  -t threads   OpenBLAS threads (default: OpenBLAS's choice)\n"
+        "  -q           no progress on standard error\n"
+        "  -h           this help\n"
+        "\nExit 0 ok, 1 data or runtime error (the last good checkpoint is kept), 2 usage.\n");
+}
+
+static int die_usage(const char *msg)
+{
+    fprintf(stderr, "%s: %s\n", prog, msg);
+    return 2;
+}
+
+enum {
+    OPT_OPTIM = 256, OPT_WD, OPT_MOM, OPT_CLIP, OPT_SCHED, OPT_LOSS, OPT_RED, OPT_RW, OPT_BETA,
+    OPT_KL, OPT_DENOISE, OPT_DROP
+};
+
+static int parse_options(int argc, char **argv, options *o)
+{
+    static const struct option longopts[] = {
+        {"optim", required_argument, 0, OPT_OPTIM}, {"wd", required_argument, 0, OPT_WD},
+        {"momentum", required_argument, 0, OPT_MOM}, {"clip", required_argument, 0, OPT_CLIP},
+        {"schedule", required_argument, 0, OPT_SCHED}, {"loss", required_argument, 0, OPT_LOSS},
+        {"reduction", required_argument, 0, OPT_RED},
+        {"recon-weight", required_argument, 0, OPT_RW}, {"beta", required_argument, 0, OPT_BETA},
+        {"kl", required_argument, 0, OPT_KL}, {"denoise", required_argument, 0, OPT_DENOISE},
+        {"drop-nonfinite", no_argument, 0, OPT_DROP}, {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0}};
+    fz_err err;
+    long v;
+    int c;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, "a:z:i:Ro:m:B:r:s:t:f:v:l:qh", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'a': o->arch = optarg; break;
+        case 'z':
+            if (fz_parse_long(optarg, 1, 4096, &v, "-z", &err)) goto bad;
+            o->latent = (int)v;
+            break;
+        case 'i': o->in = optarg; break;
+        case 'R': o->resume = 1; break;
+        case 'o': o->out = optarg; break;
+        case 'm':
+            if (fz_parse_long(optarg, 1, 1000000, &v, "-m", &err)) goto bad;
+            o->conf.epochs = (int)v;
+            break;
+        case 'B':
+            if (fz_parse_long(optarg, 1, 1 << 20, &v, "-B", &err)) goto bad;
+            o->batch = (int)v;
+            o->set_batch = 1;
+            break;
+        case 'r':
+            if (fz_parse_double(optarg, 1e-12, 100, &o->lr, "-r", &err)) goto bad;
+            o->set_lr = 1;
+            break;
+        case 's':
+            if (fz_parse_long(optarg, 0, 2147483647L, &v, "-s", &err)) goto bad;
+            o->conf.seed = (uint64_t)v;
+            break;
+        case 't':
+            if (fz_parse_long(optarg, 1, 256, &v, "-t", &err)) goto bad;
+            o->threads = (int)v;
+            break;
+        case 'f': o->field = optarg; break;
+        case 'v': o->valid = optarg; break;
+        case 'l': o->log = optarg; break;
+        case 'q': o->quiet = 1; break;
+        case 'h': help(); exit(0);
+        case OPT_OPTIM:
+            if (fz_opt_kind_parse(optarg, &o->optim, &err)) goto bad;
+            o->set_optim = 1;
+            break;
+        case OPT_WD:
+            if (fz_parse_double(optarg, 0, 10, &o->wd, "--wd", &err)) goto bad;
+            o->set_wd = 1;
+            break;
+        case OPT_MOM:
+            if (fz_parse_double(optarg, 0, 0.9999, &o->momentum, "--momentum", &err)) goto bad;
+            o->set_mom = 1;
+            break;
+        case OPT_CLIP:
+            if (fz_parse_double(optarg, 0, 1e9, &o->clip, "--clip", &err)) goto bad;
+            o->set_clip = 1;
+            break;
+        case OPT_SCHED: o->sched = optarg; break;
+        case OPT_LOSS:
+            o->set_loss = 1;
+            if (strcmp(optarg, "bce") == 0) o->recon = FZ_RECON_BCE;
+            else if (strcmp(optarg, "mse") == 0 || strcmp(optarg, "sse") == 0) {
+                o->recon = FZ_RECON_SQERR;
+                if (!o->set_red) o->red = optarg[0] == 'm' ? FZ_RED_MEAN : FZ_RED_SUM;
+                o->set_red = 2; /* implied by the loss name; --reduction still overrides */
+            } else
+                return die_usage("--loss: expected bce, mse or sse");
+            break;
+        case OPT_RED:
+            if (fz_reduction_parse(optarg, &o->red, &err)) goto bad;
+            o->set_red = 1;
+            break;
+        case OPT_RW:
+            if (fz_parse_double(optarg, 0, 1e9, &o->rw, "--recon-weight", &err)) goto bad;
+            o->set_rw = 1;
+            break;
+        case OPT_BETA:
+            if (fz_parse_double(optarg, 0, 1e9, &o->beta, "--beta", &err)) goto bad;
+            o->set_beta = 1;
+            break;
+        case OPT_KL:
+            if (strcmp(optarg, "logvar") == 0) o->kl = FZ_KL_LOGVAR;
+            else if (strcmp(optarg, "softplus") == 0) o->kl = FZ_KL_SOFTPLUS;
+            else return die_usage("--kl: expected logvar or softplus");
+            o->set_kl = 1;
+            break;
+        case OPT_DENOISE: {
+            const char *colon = strchr(optarg, ':');
+            if (!colon) return die_usage("--denoise: expected gauss:SIGMA or flip:P");
+            if (strncmp(optarg, "gauss:", 6) == 0) o->conf.corrupt = FZ_CORRUPT_GAUSS;
+            else if (strncmp(optarg, "flip:", 5) == 0) o->conf.corrupt = FZ_CORRUPT_FLIP;
+            else return die_usage("--denoise: expected gauss:SIGMA or flip:P");
+            if (fz_parse_double(colon + 1, 0, o->conf.corrupt == FZ_CORRUPT_FLIP ? 1 : 1e6,
+                                &o->conf.corrupt_level, "--denoise", &err))
+                goto bad;
+            break;
+        }
+        case OPT_DROP: o->drop_nonfinite = 1; break;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (optind < argc) o->train = argv[optind++];
+    if (optind < argc) {
+        usage(stderr);
+        return 2;
+    }
+    if (!o->out) return die_usage("no output model: give -o FILE");
+    if (o->in && o->resume) return die_usage("-i and -R exclude each other");
+    return 0;
+bad:
+    fprintf(stderr, "%s: %s\n", prog, err.msg);
+    return 2;
+}
+
+/* The architecture text from -a: a preset name, a file, or the description itself. */
+static char *arch_text(const char *a, int latent, fz_err *err)
+{
+    for (const char *const *p = fz_arch_preset_names; *p; p++)
+        if (strcmp(*p, a) == 0) return fz_arch_preset(a, latent, err);
+    if (strchr(a, '=')) return strdup(a);
+    FILE *f = fopen(a, "r");
+    if (!f) {
+        fz_fail(err, FZ_EUSAGE,
+                "-a %s: not a preset (ae-mlp, vae-mlp, vae-conv), a description or a readable file",
+                a);
+        return NULL;
+    }
+    char *buf = calloc(1, 65536);
+    size_t n = buf ? fread(buf, 1, 65535, f) : 0;
+    fclose(f);
+    if (!buf || n == 0) {
+        free(buf);
+        fz_fail(err, FZ_EDATA, "%s: empty or unreadable architecture file", a);
+        return NULL;
+    }
+    return buf;
+}
+
+/* Settings the user gave override the preset's defaults. */
+static void apply_overrides(options *o, const char *preset, fz_model_kind kind)
+{
+    fz_train_conf c;
+    fz_train_defaults(&c, preset, kind);
+    c.epochs = o->conf.epochs ? o->conf.epochs : c.epochs;
+    c.seed = o->conf.seed;
+    c.corrupt = o->conf.corrupt;
+    c.corrupt_level = o->conf.corrupt_level;
+    if (o->set_batch) c.batch = o->batch;
+    if (o->set_optim && o->optim != c.opt.kind) {
+        double wd = c.opt.weight_decay;
+        c.opt = fz_opt_defaults(o->optim);
+        if (o->optim == FZ_OPT_ADAMW && wd > 0) c.opt.weight_decay = wd;
+    }
+    if (o->set_wd) c.opt.weight_decay = o->wd;
+    if (o->set_mom) c.opt.momentum = o->momentum;
+    if (o->set_lr) c.sched.lr = o->lr;
+    if (o->set_clip) c.clip = o->clip;
+    if (o->set_loss) c.recon = o->recon;
+    if (o->set_red) c.recon_red = o->red;
+    if (o->set_rw) c.recon_weight = o->rw;
+    if (o->set_beta) c.beta = o->beta;
+    if (o->set_kl) c.kl_form = o->kl;
+    o->conf = c;
+}
+
+/* ---- progress ---- */
+
+typedef struct progress {
+    int tty, quiet;
+    long epochs;
+    double last;
+} progress;
+
+static double now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static void fmt_time(double s, char *buf, size_t cap)
+{
+    long t = (long)(s + 0.5);
+    if (t >= 3600) snprintf(buf, cap, "%ld:%02ld:%02ld", t / 3600, t / 60 % 60, t % 60);
+    else snprintf(buf, cap, "%ld:%02ld", t / 60, t % 60);
+}
+
+static int on_batch(void *ctx, long epoch, long batch, long nbatches, const fz_epoch_stats *st)
+{
+    progress *p = ctx;
+    if (p->quiet || !p->tty) return 0;
+    double t = now();
+    if (batch != nbatches && t - p->last < 0.2) return 0;
+    p->last = t;
+    int width = 24, fill = (int)((double)width * batch / nbatches);
+    char bar[32], eta[48];
+    for (int i = 0; i < width; i++) bar[i] = i < fill ? '=' : i == fill ? '>' : ' ';
+    bar[width] = '\0';
+    double rate = st->seconds > 0 ? (double)st->samples / st->seconds : 0;
+    double left = st->seconds / batch * (nbatches - batch);
+    fmt_time(left, eta, sizeof eta);
+    fprintf(stderr, "\r\033[Kepoch %ld/%ld [%s] %ld/%ld loss %.5g (recon %.5g kl %.4g) %.0f/s ETA %s",
+            epoch, p->epochs, bar, batch, nbatches, st->loss, st->recon, st->kl, rate, eta);
+    return 0;
+}
+
+static FILE *open_log(const char *path, int append, fz_err *err)
+{
+    FILE *f = fopen(path, append ? "a" : "w");
+    if (!f) {
+        fz_fail(err, fz_errno_code(errno), "%s: %s", path, strerror(errno));
+        return NULL;
+    }
+    if (!append || ftell(f) == 0)
+        fprintf(f, "epoch\tloss\trecon\tkl\tval_loss\tval_recon\tval_kl\tlr\tseconds\tsamples_per_s\tgrad_norm\n");
+    return f;
+}
+
+static int fail(const fz_err *err)
+{
+    fprintf(stderr, "%s: %s\n", prog, err->msg);
+    return 1;
+}
+
+/* Class names and normalisation travel from the stream into the model. */
+static void carry_meta(fz_model *m, const char *stream_meta)
+{
+    fz_err err;
+    fz_json *j = fz_json_parse(stream_meta, strlen(stream_meta), &err);
+    if (!j) return;
+    static const char *const keys[] = {"classes", "norm", "features", NULL};
+    for (const char *const *k = keys; *k; k++) {
+        const fz_json *v = fz_json_get(j, *k);
+        if (!v) continue;
+        fz_sbuf b;
+        fz_sbuf_init(&b);
+        fz_sbuf_json_node(&b, v);
+        char *s = fz_sbuf_take(&b);
+        if (s) fz_model_set_meta(m, *k, s, &err);
+        free(s);
+    }
+    fz_json_free(j);
+}
+
+int main(int argc, char **argv)
+{
+    int switched = fz_blas_init(argc, argv);
+    fz_blas_ftz(1);
+    signal(SIGPIPE, SIG_IGN);
+    options o = {0};
+    o.arch = "vae-mlp";
+    o.field = "x";
+    int rc = parse_options(argc, argv, &o);
+    if (rc) return rc;
+    fz_err err;
+    if (switched && fz_blas_selfcheck(&err)) return fail(&err);
+    if (o.threads) fz_blas_set_threads(o.threads);
+
+    fz_trainset train = {0}, valid = {0};
+    fz_shape shape, vshape;
+    char *meta = NULL;
+    size_t dropped = 0;
+    if (fz_trainset_load(o.train ? o.train : "-", o.field, o.drop_nonfinite, &train, &shape, &meta,
+                        &dropped, &err))
+        return fail(&err);
+    if (dropped) fprintf(stderr, "%s: dropped %zu training rows with NaN or infinity\n", prog, dropped);
+    if (o.valid && fz_trainset_load(o.valid, o.field, o.drop_nonfinite, &valid, &vshape, NULL,
+                                   &dropped, &err))
+        return fail(&err);
+
+    fz_model m;
+    struct stat st;
+    const char *start = o.in ? o.in : (o.resume && stat(o.out, &st) == 0) ? o.out : NULL;
+    const char *preset = NULL;
+    for (const char *const *p = fz_arch_preset_names; *p; p++)
+        if (strcmp(*p, o.arch) == 0) preset = *p;
+    if (start) {
+        if (fz_model_load(&m, start, &err)) return fail(&err);
+        if (o.in) { /* fine-tuning: a new optimiser and epoch count */
+            free(m.opt_state);
+            m.opt_state = NULL;
+            m.epoch = m.step = 0;
+        }
+        if (m.in.c != shape.c || m.in.h != shape.h || m.in.w != shape.w) {
+            char a[64], b[64];
+            fprintf(stderr, "%s: %s takes inputs of shape %s, the stream's '%s' is %s\n", prog,
+                    start, fz_model_shape_str(m.in, a, sizeof a), o.field,
+                    fz_model_shape_str(shape, b, sizeof b));
+            return 1;
+        }
+        const char *tr = fz_model_meta(&m, "train");
+        /* a resumed run keeps the preset's defaults of the original run */
+        if (tr && strstr(tr, "\"preset\":\"")) {
+            const char *p = strstr(tr, "\"preset\":\"") + 10;
+            for (const char *const *q = fz_arch_preset_names; *q; q++)
+                if (strncmp(p, *q, strlen(*q)) == 0 && p[strlen(*q)] == '"') preset = *q;
+        }
+    } else {
+        char *text = arch_text(o.arch, o.latent, &err);
+        if (!text) return fail(&err);
+        rc = fz_model_create(&m, text, shape, o.conf.seed, &err);
+        free(text);
+        if (rc) return fail(&err);
+    }
+    apply_overrides(&o, preset, m.arch.kind);
+    if (o.sched && fz_sched_parse(o.sched, o.conf.sched.lr, &o.conf.sched, &err)) {
+        fprintf(stderr, "%s: %s\n", prog, err.msg);
+        return 2;
+    }
+    if (valid.n && valid.d != train.d) {
+        char a[64], b[64];
+        fprintf(stderr, "%s: %s: '%s' has shape %s, the training stream's is %s\n", prog,
+                o.valid, o.field, fz_model_shape_str(vshape, a, sizeof a),
+                fz_model_shape_str(shape, b, sizeof b));
+        return 1;
+    }
+    carry_meta(&m, meta);
+    free(meta);
+    char *conf_json = fz_train_conf_json(&o.conf);
+    if (conf_json && preset) { /* remember the preset so that -R applies the same defaults */
+        size_t n = strlen(conf_json);
+        char *with = malloc(n + 64);
+        if (with) {
+            snprintf(with, n + 64, "{\"preset\":\"%s\",%s", preset, conf_json + 1);
+            free(conf_json);
+            conf_json = with;
+        }
+    }
+    if (conf_json) fz_model_set_meta(&m, "train", conf_json, &err);
+    free(conf_json);
+
+    fz_trainer *t = fz_trainer_new(&m, &o.conf, &err);
+    if (!t) return fail(&err);
+    FILE *log = NULL;
+    if (o.log && !(log = open_log(o.log, start && !o.in, &err))) return fail(&err);
+    progress p = {isatty(2), o.quiet, o.conf.epochs, 0};
+    if (!o.quiet)
+        fprintf(stderr, "%s: %zu rows of %zu values, %zu parameters, %s on OpenBLAS %s, epochs %ld..%d\n",
+                prog, train.n, train.d, m.nparams,
+                m.arch.kind == FZ_KIND_VAE ? "vae" : "ae", fz_blas_corename(), m.epoch + 1,
+                o.conf.epochs);
+    rc = 0;
+    while (m.epoch < o.conf.epochs) {
+        fz_epoch_stats es, vs = {0};
+        int r = fz_trainer_epoch(t, &train, on_batch, &p, &es, &err);
+        if (p.tty && !o.quiet) fputs("\r\033[K", stderr);
+        if (r) {
+            fprintf(stderr, "%s: %s; %s keeps the checkpoint of epoch %ld\n", prog, err.msg,
+                    o.out, m.epoch);
+            rc = 1;
+            break;
+        }
+        if (valid.n && fz_trainer_evaluate(t, &valid, &vs, &err)) {
+            rc = fail(&err);
+            break;
+        }
+        if (fz_model_save(&m, o.out, fz_trainer_optim(t), &err)) {
+            rc = fail(&err);
+            break;
+        }
+        double rate = es.seconds > 0 ? (double)es.samples / es.seconds : 0;
+        if (!o.quiet) {
+            fprintf(stderr, "epoch %ld/%d loss %.6g recon %.6g kl %.5g", m.epoch, o.conf.epochs,
+                    es.loss, es.recon, es.kl);
+            if (valid.n) fprintf(stderr, " | valid loss %.6g recon %.6g kl %.5g", vs.loss, vs.recon, vs.kl);
+            fprintf(stderr, " | %.1f s, %.0f samples/s\n", es.seconds, rate);
+        }
+        if (log) {
+            fprintf(log, "%ld\t%.9g\t%.9g\t%.9g\t", m.epoch, es.loss, es.recon, es.kl);
+            if (valid.n) fprintf(log, "%.9g\t%.9g\t%.9g\t", vs.loss, vs.recon, vs.kl);
+            else fprintf(log, "\t\t\t");
+            fprintf(log, "%.9g\t%.3f\t%.1f\t%.6g\n", es.lr, es.seconds, rate, es.grad_norm);
+            fflush(log);
+        }
+    }
+    if (log && (fclose(log) || 0)) {
+        fprintf(stderr, "%s: %s: %s\n", prog, o.log, strerror(errno));
+        rc = 1;
+    }
+    fz_trainer_free(t);
+    fz_model_free(&m);
+    fz_trainset_free(&train);
+    fz_trainset_free(&valid);
+    return rc;
+}
