@@ -81,6 +81,9 @@ uninstall:
 	rm -f $(addprefix $(DESTDIR)$(PREFIX)/bin/,$(notdir $(TOOLS)))
 	for m in $(MAN); do s=$${m##*.}; rm -f $(DESTDIR)$(PREFIX)/share/man/man$$s/$$(basename $$m); done
 
+bench: all
+	bash bench/run.sh
+
 clean:
 	rm -rf build build-san
 
