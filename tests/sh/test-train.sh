@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# fz-train, fz-encode and fz-decode through real pipes on the small MNIST fixture:
+# training lowers the loss, checkpoints resume bit-identically, latents and reconstructions
+# have the right fields and shapes, and bad input is refused with one clear line.
+. "$(dirname "$0")/lib.sh"
+export OPENBLAS_NUM_THREADS=1
+
+fz-prep mnist:train "$DATA/mnist-small.tgz" -o "$T/train.npy" 2>/dev/null || fail "fz-prep train"
+fz-prep mnist:test "$DATA/mnist-small.tgz" -o "$T/test.npy" 2>/dev/null || fail "fz-prep test"
+
+# --- training lowers the loss, log and progress ---
+expect_exit 0 fz-train -a ae-mlp -m 3 -o "$T/ae.st" -l "$T/ae.tsv" -v "$T/test.npy" "$T/train.npy"
+[ "$(grep -c '^epoch [0-9]/3 loss' "$T/err")" = 3 ] || fail "one progress line per epoch expected: $(cat "$T/err")"
+[ "$(wc -l <"$T/ae.tsv")" = 4 ] || fail "log should have a header and 3 rows"
+awk -F'\t' 'NR == 2 { first = $2 } NR == 4 { last = $2 } END { exit !(last < 0.9 * first) }' "$T/ae.tsv" ||
+    fail "training loss did not fall: $(cut -f1-2 "$T/ae.tsv" | tr '\n' ' ')"
+awk -F'\t' 'NR > 1 && $5 == "" { exit 1 }' "$T/ae.tsv" || fail "validation loss missing in the log"
+
+# --- resume: 2 epochs + 1 resumed epoch == 3 epochs, byte for byte ---
+expect_exit 0 fz-train -a vae-mlp -r 1e-3 -m 3 -s 5 -o "$T/full.st" "$T/train.npy"
+expect_exit 0 fz-train -a vae-mlp -r 1e-3 -m 2 -s 5 -o "$T/part.st" "$T/train.npy"
+expect_exit 0 fz-train -a vae-mlp -r 1e-3 -m 3 -s 5 -R -o "$T/part.st" "$T/train.npy"
+grep -q 'epochs 3..3' "$T/err" || fail "resume did not start at epoch 3: $(cat "$T/err")"
+cmp -s "$T/full.st" "$T/part.st" || fail "resumed run differs from the uninterrupted one"
+# resuming a finished run trains nothing and leaves the file alone
+cp "$T/full.st" "$T/again.st"
+expect_exit 0 fz-train -a vae-mlp -r 1e-3 -m 3 -s 5 -R -o "$T/again.st" "$T/train.npy"
+cmp -s "$T/full.st" "$T/again.st" || fail "resuming a finished run changed the model"
+# a different seed gives a different model
+expect_exit 0 fz-train -a vae-mlp -r 1e-3 -m 1 -s 6 -o "$T/other.st" "$T/train.npy"
+cmp -s "$T/other.st" "$T/part.st" && fail "seed has no effect"
+
+# --- encode: latent fields, pass-through, eval mode is deterministic ---
+fz-encode -i "$T/full.st" "$T/test.npy" >"$T/lat.npy" || fail "fz-encode"
+fz-info -n 0 "$T/lat.npy" >"$T/info" || fail "fz-info on latents"
+grep -q '^rows: *100$' "$T/info" || fail "encode rows: $(cat "$T/info")"
+for f in id label mu logvar z; do grep -qE "^  $f " "$T/info" || fail "encode: no field $f"; done
+grep -qE '^  x ' "$T/info" && fail "encode kept the input field without -k"
+grep -qE '^  mu +f4 +\(2,\)' "$T/info" || fail "mu shape: $(grep '^  mu' "$T/info")"
+fz-encode -i "$T/full.st" "$T/test.npy" | cmp -s - "$T/lat.npy" || fail "encoding is not deterministic"
+fz-encode -i "$T/full.st" -S -s 3 -k "$T/test.npy" | fz-info -H >"$T/info" || fail "encode -S -k"
+grep -qE '^  x ' "$T/info" || fail "-k did not keep x"
+fz-encode -i "$T/ae.st" -d label "$T/test.npy" | fz-info -H >"$T/info"
+grep -qE '^  label ' "$T/info" && fail "-d label did not drop label"
+grep -qE '^  logvar ' "$T/info" && fail "an autoencoder has no logvar"
+
+# --- decode: reconstructions, generators ---
+fz-decode -i "$T/full.st" "$T/lat.npy" | fz-info -n 0 >"$T/info" || fail "fz-decode"
+grep -qE '^  xhat +f4 +\(1, 28, 28\) +[0-9.e-]+ +[0-9.e-]+ ' "$T/info" || fail "xhat: $(grep xhat "$T/info")"
+grep -qE '^  label ' "$T/info" || fail "decode did not pass label through"
+fz-decode -i "$T/full.st" --grid 15 | fz-info -n 0 >"$T/info"
+grep -q '^rows: *225$' "$T/info" || fail "15x15 grid rows"
+grep -qE '^  z +f4 +\(2,\) +-1.64485 +1.64485' "$T/info" || fail "grid range: $(grep '^  z' "$T/info")"
+fz-decode -i "$T/full.st" --line 0,0:1,1 --steps 11 | fz-info -n 0 | grep -q '^rows: *11$' || fail "line"
+fz-decode -i "$T/full.st" --path 0,0:1,1:2,0 --steps 5 | fz-info -n 0 | grep -q '^rows: *9$' || fail "path"
+fz-decode -i "$T/full.st" --between 0,1 --steps 11 "$T/lat.npy" | fz-info -n 11 >"$T/info"
+grep -q '^rows: *11$' "$T/info" || fail "between"
+fz-decode -i "$T/full.st" --sample 7 -s 1 | fz-info -n 0 | grep -q '^rows: *7$' || fail "sample"
+
+# --- a 30-feature table trains with an MLP description as well ---
+fz-prep "$DATA/wdbc-small.csv" --label-col diagnosis --standardize -o "$T/wdbc.npy" 2>/dev/null || fail "prep wdbc"
+expect_exit 0 fz-train -a vae-mlp --loss mse -B 8 -m 2 -o "$T/wdbc.st" "$T/wdbc.npy"
+fz-encode -i "$T/wdbc.st" "$T/wdbc.npy" | fz-decode -i "$T/wdbc.st" | fz-info -H | grep -qE '^  xhat +f4 +\(30,\)' ||
+    fail "wdbc reconstruction shape"
+
+# --- the conv network runs (a few rows, one epoch) and denoising ---
+fz-prep mnist:train "$DATA/mnist-small.tgz" --take 24 -o "$T/tiny.npy" 2>/dev/null
+expect_exit 0 fz-train -a vae-conv -B 8 -m 1 -o "$T/conv.st" "$T/tiny.npy"
+fz-encode -i "$T/conv.st" "$T/tiny.npy" | fz-info -n 0 | grep -q '^rows: *24$' || fail "vae-conv encode"
+expect_exit 0 fz-train -a ae-mlp --denoise flip:0.1 -m 1 -o "$T/dn.st" "$T/train.npy"
+
+# --- bad input: one line, exit 1 ---
+expect_exit 1 fz-encode -i "$T/wdbc.st" "$T/test.npy"
+expect_err 'has shape \(1, 28, 28\), the model .* takes \(30,\)'
+head -c 3000 "$T/full.st" >"$T/cut.st"
+expect_exit 1 fz-encode -i "$T/cut.st" "$T/test.npy"
+expect_err 'cut.st'
+cp "$T/full.st" "$T/flip.st"
+printf '\x55' | dd of="$T/flip.st" bs=1 seek=$(( $(stat -c %s "$T/flip.st") - 100 )) conv=notrunc 2>/dev/null
+expect_exit 1 fz-decode -i "$T/flip.st" --grid 2
+expect_err 'checksum'
+head -c 5000 "$T/test.npy" >"$T/cut.npy"
+expect_exit 1 fz-encode -i "$T/full.st" "$T/cut.npy"
+expect_err 'cut.npy: truncated chunk'
+"$PY" - "$T/nan.npy" <<'PY' || fail "could not write the NaN stream"
+import sys, numpy as np
+a = np.zeros(10, [("id", "<u8"), ("x", "<f4", (1, 28, 28))])
+a["id"] = np.arange(10) + 100
+a["x"][3, 0, 5, 5] = np.nan
+np.save(open(sys.argv[1], "wb"), a)
+PY
+expect_exit 1 fz-train -a ae-mlp -m 1 -o "$T/nan.st" "$T/nan.npy"
+expect_err 'row with id 103 has a non-finite value'
+[ -e "$T/nan.st" ] && fail "a failed run left a model file"
+expect_exit 0 fz-train -a ae-mlp -m 1 --drop-nonfinite -o "$T/nan.st" "$T/nan.npy"
+grep -q 'dropped 1 training rows' "$T/err" || fail "dropped rows not counted: $(cat "$T/err")"
+# a diverging run stops with a clear message and keeps the last good checkpoint
+expect_exit 0 fz-train -a vae-mlp -m 1 -o "$T/v1.st" "$T/train.npy"
+expect_exit 1 fz-train -i "$T/v1.st" --optim sgd -r 10 --recon-weight 1e6 -m 5 -o "$T/div.st" "$T/train.npy"
+grep -qE 'loss became (NaN|infinite)|gradient became non-finite' "$T/err" || fail "no divergence message: $(cat "$T/err")"
+fz-encode -i "$T/div.st" "$T/test.npy" >/dev/null || fail "checkpoint after divergence is not loadable"
+
+# --- usage errors: exit 2 ---
+expect_exit 2 fz-train "$T/train.npy"
+expect_err 'no output model'
+expect_exit 2 fz-train -o "$T/x.st" -m zero "$T/train.npy"
+expect_exit 2 fz-encode "$T/test.npy"
+expect_exit 2 fz-decode -i "$T/full.st" --line 0,0:1
+expect_exit 0 fz-train -h
+expect_exit 0 fz-encode -h
+expect_exit 0 fz-decode -h
+exit 0
