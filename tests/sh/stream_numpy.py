@@ -11,16 +11,18 @@ import numpy as np
 from numpy.lib import format as npf
 
 
+# Verbatim from the EXAMPLES of man/fz-stream.5.
 def read_fz(f):
-    """Yield (metadata, rows) for each row chunk of an fz stream read from binary file f."""
+    """Yield (metadata, rows) for each row chunk of stream f."""
     meta = {}
     while f.peek(1):
-        version = npf.read_magic(f)
-        shape, fortran, dtype = (npf.read_array_header_1_0 if version == (1, 0) else npf.read_array_header_2_0)(f)
-        a = np.frombuffer(f.read(int(np.prod(shape)) * dtype.itemsize), dtype).reshape(shape)
+        v = npf.read_magic(f)
+        shape, _, dt = (npf.read_array_header_1_0 if v == (1, 0)
+                        else npf.read_array_header_2_0)(f)
+        a = np.frombuffer(f.read(int(np.prod(shape)) * dt.itemsize),
+                          dt).reshape(shape)
         if a.dtype == np.uint8 and a.ndim == 1 and a[:1].tobytes() == b"{":
-            meta = json.loads(a.tobytes())
-            continue
+            meta = json.loads(a.tobytes()); continue
         yield meta, a
 
 
