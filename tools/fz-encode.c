@@ -81,28 +81,31 @@ int main(int argc, char **argv)
     if (switched && fz_blas_selfcheck(&err)) return fail(&err);
     if (threads) fz_blas_set_threads((int)threads);
 
-    fz_model m;
-    if (fz_model_load(&m, model_path, &err)) return fail(&err);
-    fz_reader *r = fz_reader_open(in_path, &err);
-    if (!r) return fail(&err);
+    fz_model m = {0};
+    fz_reader *r = NULL;
+    fz_writer *w = NULL;
+    unsigned char *inbuf = NULL, *outbuf = NULL;
+    float *x = NULL, *mu = NULL, *s = NULL;
+    int rc = 1;
+    if (fz_model_load(&m, model_path, &err) || !(r = fz_reader_open(in_path, &err))) goto fail;
     const fz_schema *in = fz_reader_schema(r);
     int fi = fz_schema_find(in, field);
     if (fi < 0) {
-        fprintf(stderr, "%s: %s: no field '%s' in the stream\n", prog, fz_reader_name(r), field);
-        return 1;
+        fz_fail(&err, FZ_EDATA, "%s: no field '%s' in the stream", fz_reader_name(r), field);
+        goto fail;
     }
     const fz_field *xf = &in->field[fi];
     fz_shape shape;
     if (fz_field_shape3(xf, &shape, &err)) {
         fz_err_prefix(&err, fz_reader_name(r));
-        return fail(&err);
+        goto fail;
     }
     if (shape.c != m.in.c || shape.h != m.in.h || shape.w != m.in.w) {
         char a[64], b[64];
-        fprintf(stderr, "%s: %s: field '%s' has shape %s, the model %s takes %s\n", prog,
+        fz_fail(&err, FZ_EDATA, "%s: field '%s' has shape %s, the model %s takes %s",
                 fz_reader_name(r), field, fz_model_shape_str(shape, a, sizeof a), model_path,
                 fz_model_shape_str(m.in, b, sizeof b));
-        return 1;
+        goto fail;
     }
     int vae = m.arch.kind == FZ_KIND_VAE, Z = fz_model_latent(&m);
     /* Output: the input's fields minus the input (unless -k), minus -d, minus any old latents. */
@@ -120,36 +123,33 @@ int main(int argc, char **argv)
         fz_schema_add(&out, "mu", FZ_F4, 0, 1, zshape, &err) ||
         (vae && fz_schema_add(&out, "logvar", FZ_F4, 0, 1, zshape, &err)) ||
         fz_schema_add(&out, "z", FZ_F4, 0, 1, zshape, &err))
-        return fail(&err);
+        goto fail;
     int mu_i = fz_schema_find(&out, "mu"), lv_i = vae ? fz_schema_find(&out, "logvar") : -1,
         z_i = fz_schema_find(&out, "z");
-    fz_writer *w = fz_writer_open(out_path, &out, fz_reader_meta(r), 0, &err);
-    if (!w) return fail(&err);
-
-    if (fz_model_reserve(&m, (int)batch, &err)) return fail(&err);
+    if (!(w = fz_writer_open(out_path, &out, fz_reader_meta(r), 0, &err))) goto fail;
+    if (fz_model_reserve(&m, (int)batch, &err)) goto fail;
     size_t D = m.in_count;
-    unsigned char *inbuf = malloc((size_t)batch * in->row_size + 1);
-    unsigned char *outbuf = malloc((size_t)batch * out.row_size + 1);
-    float *x = malloc((size_t)batch * D * sizeof(float));
-    float *mu = malloc((size_t)batch * Z * sizeof(float)), *s = malloc((size_t)batch * Z * sizeof(float));
+    inbuf = malloc((size_t)batch * in->row_size + 1);
+    outbuf = malloc((size_t)batch * out.row_size + 1);
+    x = malloc((size_t)batch * D * sizeof(float));
+    mu = malloc((size_t)batch * Z * sizeof(float));
+    s = malloc((size_t)batch * Z * sizeof(float));
     if (!inbuf || !outbuf || !x || !mu || !s) {
-        fprintf(stderr, "%s: out of memory\n", prog);
-        return 1;
+        fz_fail(&err, FZ_ENOMEM, "out of memory");
+        goto fail;
     }
     fz_rng rng;
     fz_rng_seed(&rng, (uint64_t)seed);
     long n;
-    int rc = 0;
     while ((n = fz_reader_read(r, inbuf, (size_t)batch, &err)) > 0) {
         for (long i = 0; i < n; i++) {
             fz_field_to_f32(xf, inbuf + (size_t)i * in->row_size, x + (size_t)i * D);
             ptrdiff_t bad = fz_first_nonfinite(x + (size_t)i * D, D);
             if (bad >= 0) {
-                fprintf(stderr, "%s: %s: row %llu has a non-finite value in '%s' at index %td\n",
-                        prog, fz_reader_name(r),
+                fz_fail(&err, FZ_EDATA, "%s: row %llu has a non-finite value in '%s' at index %td",
+                        fz_reader_name(r),
                         (unsigned long long)(fz_reader_rows(r) - (uint64_t)n + (uint64_t)i), field, bad);
-                fz_writer_abort(w);
-                return 1;
+                goto fail;
             }
         }
         fz_model_encode(&m, x, (int)n, mu, vae ? s : NULL);
@@ -167,19 +167,17 @@ int main(int argc, char **argv)
                 fz_field_set(&out.field[z_i], orow, (size_t)k, zv);
             }
         }
-        if (fz_writer_write(w, outbuf, (size_t)n, &err)) {
-            rc = fail(&err);
-            fz_writer_abort(w);
-            w = NULL;
-            break;
-        }
+        if (fz_writer_write(w, outbuf, (size_t)n, &err)) goto fail;
     }
-    if (n < 0) {
-        rc = fail(&err);
-        if (w) fz_writer_abort(w);
-        w = NULL;
-    }
-    if (w && fz_writer_close(w, &err)) rc = fail(&err);
+    if (n < 0) goto fail;
+    fz_writer *done = w;
+    w = NULL;
+    rc = fz_writer_close(done, &err) ? fail(&err) : 0;
+    goto out;
+fail:
+    rc = fail(&err);
+out:
+    if (w) fz_writer_abort(w);
     fz_reader_close(r);
     fz_model_free(&m);
     free(inbuf);

@@ -343,6 +343,25 @@ static void carry_meta(fz_model *m, const char *stream_meta)
     fz_json_free(j);
 }
 
+/* What main() holds, released by finish() on every way out (so that leak checkers see a
+ * clean exit after an error too). */
+static fz_trainset train, valid;
+static char *meta;
+static fz_model m;
+static fz_trainer *t;
+static FILE *log_file;
+
+static int finish(int rc)
+{
+    if (log_file) fclose(log_file);
+    fz_trainer_free(t);
+    fz_model_free(&m);
+    fz_trainset_free(&train);
+    fz_trainset_free(&valid);
+    free(meta);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     int switched = fz_blas_init(argc, argv);
@@ -357,26 +376,23 @@ int main(int argc, char **argv)
     if (switched && fz_blas_selfcheck(&err)) return fail(&err);
     if (o.threads) fz_blas_set_threads(o.threads);
 
-    fz_trainset train = {0}, valid = {0};
     fz_shape shape, vshape;
-    char *meta = NULL;
     size_t dropped = 0;
     if (fz_trainset_load(o.train ? o.train : "-", o.field, o.drop_nonfinite, &train, &shape, &meta,
                         &dropped, &err))
-        return fail(&err);
+        return finish(fail(&err));
     if (dropped) fprintf(stderr, "%s: dropped %zu training rows with NaN or infinity\n", prog, dropped);
     if (o.valid && fz_trainset_load(o.valid, o.field, o.drop_nonfinite, &valid, &vshape, NULL,
                                    &dropped, &err))
-        return fail(&err);
+        return finish(fail(&err));
 
-    fz_model m;
     struct stat st;
     const char *start = o.in ? o.in : (o.resume && stat(o.out, &st) == 0) ? o.out : NULL;
     const char *preset = NULL;
     for (const char *const *p = fz_arch_preset_names; *p; p++)
         if (strcmp(*p, o.arch) == 0) preset = *p;
     if (start) {
-        if (fz_model_load(&m, start, &err)) return fail(&err);
+        if (fz_model_load(&m, start, &err)) return finish(fail(&err));
         if (o.in) { /* fine-tuning: a new optimiser and epoch count */
             free(m.opt_state);
             m.opt_state = NULL;
@@ -387,7 +403,7 @@ int main(int argc, char **argv)
             fprintf(stderr, "%s: %s takes inputs of shape %s, the stream's '%s' is %s\n", prog,
                     start, fz_model_shape_str(m.in, a, sizeof a), o.field,
                     fz_model_shape_str(shape, b, sizeof b));
-            return 1;
+            return finish(1);
         }
         const char *tr = fz_model_meta(&m, "train");
         /* a resumed run keeps the preset's defaults of the original run */
@@ -398,25 +414,26 @@ int main(int argc, char **argv)
         }
     } else {
         char *text = arch_text(o.arch, o.latent, &err);
-        if (!text) return fail(&err);
+        if (!text) return finish(fail(&err));
         rc = fz_model_create(&m, text, shape, o.conf.seed, &err);
         free(text);
-        if (rc) return fail(&err);
+        if (rc) return finish(fail(&err));
     }
     apply_overrides(&o, preset, m.arch.kind);
     if (o.sched && fz_sched_parse(o.sched, o.conf.sched.lr, &o.conf.sched, &err)) {
         fprintf(stderr, "%s: %s\n", prog, err.msg);
-        return 2;
+        return finish(2);
     }
     if (valid.n && valid.d != train.d) {
         char a[64], b[64];
         fprintf(stderr, "%s: %s: '%s' has shape %s, the training stream's is %s\n", prog,
                 o.valid, o.field, fz_model_shape_str(vshape, a, sizeof a),
                 fz_model_shape_str(shape, b, sizeof b));
-        return 1;
+        return finish(1);
     }
     carry_meta(&m, meta);
     free(meta);
+    meta = NULL;
     char *conf_json = fz_train_conf_json(&o.conf);
     if (conf_json && preset) { /* remember the preset so that -R applies the same defaults */
         size_t n = strlen(conf_json);
@@ -430,10 +447,9 @@ int main(int argc, char **argv)
     if (conf_json) fz_model_set_meta(&m, "train", conf_json, &err);
     free(conf_json);
 
-    fz_trainer *t = fz_trainer_new(&m, &o.conf, &err);
-    if (!t) return fail(&err);
-    FILE *log = NULL;
-    if (o.log && !(log = open_log(o.log, start && !o.in, &err))) return fail(&err);
+    t = fz_trainer_new(&m, &o.conf, &err);
+    if (!t) return finish(fail(&err));
+    if (o.log && !(log_file = open_log(o.log, start && !o.in, &err))) return finish(fail(&err));
     progress p = {isatty(2), o.quiet, o.conf.epochs, 0};
     if (!o.quiet)
         fprintf(stderr, "%s: %zu rows of %zu values, %zu parameters, %s on OpenBLAS %s, epochs %ld..%d\n",
@@ -466,21 +482,18 @@ int main(int argc, char **argv)
             if (valid.n) fprintf(stderr, " | valid loss %.6g recon %.6g kl %.5g", vs.loss, vs.recon, vs.kl);
             fprintf(stderr, " | %.1f s, %.0f samples/s\n", es.seconds, rate);
         }
-        if (log) {
-            fprintf(log, "%ld\t%.9g\t%.9g\t%.9g\t", m.epoch, es.loss, es.recon, es.kl);
-            if (valid.n) fprintf(log, "%.9g\t%.9g\t%.9g\t", vs.loss, vs.recon, vs.kl);
-            else fprintf(log, "\t\t\t");
-            fprintf(log, "%.9g\t%.3f\t%.1f\t%.6g\n", es.lr, es.seconds, rate, es.grad_norm);
-            fflush(log);
+        if (log_file) {
+            fprintf(log_file, "%ld\t%.9g\t%.9g\t%.9g\t", m.epoch, es.loss, es.recon, es.kl);
+            if (valid.n) fprintf(log_file, "%.9g\t%.9g\t%.9g\t", vs.loss, vs.recon, vs.kl);
+            else fprintf(log_file, "\t\t\t");
+            fprintf(log_file, "%.9g\t%.3f\t%.1f\t%.6g\n", es.lr, es.seconds, rate, es.grad_norm);
+            fflush(log_file);
         }
     }
-    if (log && (fclose(log) || 0)) {
+    if (log_file && fclose(log_file)) {
         fprintf(stderr, "%s: %s: %s\n", prog, o.log, strerror(errno));
         rc = 1;
     }
-    fz_trainer_free(t);
-    fz_model_free(&m);
-    fz_trainset_free(&train);
-    fz_trainset_free(&valid);
-    return rc;
+    log_file = NULL;
+    return finish(rc);
 }
