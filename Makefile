@@ -11,6 +11,7 @@ PREFIX  ?= /usr/local
 CC      ?= cc
 PKGS     = openblas libarchive libpng
 SHELL    = /bin/bash
+.SHELLFLAGS = -o pipefail -ec
 
 ifeq ($(SAN),1)
 O        = build-san
