@@ -109,6 +109,8 @@ struct fz_trainer {
     float *dz;          /* (B, Z) */
     float *dmu, *ds;    /* (B, Z) */
     float *dh;          /* (B, E) */
+    const float *given_eps; /* (B, Z) noise supplied by fz_trainer_set_noise, or NULL */
+    const float *zlast;  /* (B, Z) z of the latest forward */
 };
 
 void fz_trainer_free(fz_trainer *t)
@@ -224,10 +226,12 @@ static double batch_step(fz_trainer *t, int B, int train, fz_rng *rng, double *r
             memcpy(t->mu + b * Z, h + (size_t)b * 2 * Z, Z * sizeof(float));
             memcpy(t->s + b * Z, h + (size_t)b * 2 * Z + Z, Z * sizeof(float));
         }
-        fz_reparam(m->arch.sigma, train ? FZ_NOISE_DRAW : FZ_NOISE_NONE, t->mu, t->s,
-                   (size_t)B * Z, t->eps, rng, t->z, NULL);
+        fz_noise noise = !train ? FZ_NOISE_NONE : t->given_eps ? FZ_NOISE_GIVEN : FZ_NOISE_DRAW;
+        if (noise == FZ_NOISE_GIVEN) memcpy(t->eps, t->given_eps, (size_t)B * Z * sizeof(float));
+        fz_reparam(m->arch.sigma, noise, t->mu, t->s, (size_t)B * Z, t->eps, rng, t->z, NULL);
         zin = t->z;
     }
+    t->zlast = zin;
     const float *xhat = fz_net_forward(&m->dec, zin, B, train, rng); /* (B, D) */
     size_t axis = (size_t)m->in.w;
     float *g = NULL;
@@ -284,6 +288,52 @@ static void gather(fz_trainer *t, const fz_trainset *ds, const size_t *idx, int 
         memcpy(t->x + (size_t)b * t->D, ds->x + idx[b] * t->D, t->D * sizeof(float));
 }
 
+/* One optimiser step on the B rows in t->x: batch_step, clipping, the update. Errors name
+ * the epoch and batch. */
+static int train_batch(fz_trainer *t, int B, fz_rng *rng, double lr, long epoch, long batch,
+                       double *loss, double *recon, double *kl, double *norm, fz_err *err)
+{
+    fz_model *m = t->m;
+    *loss = batch_step(t, B, 1, rng, recon, kl);
+    if (!isfinite(*loss))
+        return fz_fail(err, FZ_EDATA,
+                       "the loss became %s in epoch %ld, batch %ld (recon %g, kl %g): "
+                       "try a lower learning rate or gradient clipping",
+                       isnan(*loss) ? "NaN" : "infinite", epoch, batch, *recon, *kl);
+    *norm = fz_clip_grad_norm(m->grads, m->nparams, t->c.clip);
+    if (!isfinite(*norm))
+        return fz_fail(err, FZ_EDATA, "the gradient became non-finite in epoch %ld, batch %ld",
+                       epoch, batch);
+    fz_optim_step(&t->opt, m->params, m->grads, NULL, lr);
+    return 0;
+}
+
+void fz_trainer_set_noise(fz_trainer *t, const float *eps) { t->given_eps = eps; }
+
+const float *fz_trainer_latent(const fz_trainer *t) { return t->zlast; }
+
+int fz_trainer_step(fz_trainer *t, const float *x, int B, fz_epoch_stats *st, fz_err *err)
+{
+    fz_model *m = t->m;
+    memset(st, 0, sizeof *st);
+    if (B < 1 || B > t->B)
+        return fz_fail(err, FZ_EUSAGE, "batch of %d rows (this trainer takes 1 to %d)", B, t->B);
+    memcpy(t->x, x, (size_t)B * t->D * sizeof(float));
+    long epoch = m->epoch + 1;
+    fz_rng rng;
+    fz_rng_seed(&rng, t->c.seed * 0x9e3779b97f4a7c15ULL ^
+                          (0xd1b54a32d192ed03ULL * (uint64_t)(t->opt.step + 1)));
+    double t0 = now();
+    st->lr = fz_sched_lr(&t->c.sched, epoch - 1);
+    if (train_batch(t, B, &rng, st->lr, epoch, 1, &st->loss, &st->recon, &st->kl,
+                    &st->grad_norm, err))
+        return -1;
+    st->samples = (size_t)B;
+    st->seconds = now() - t0;
+    m->step = t->opt.step;
+    return 0;
+}
+
 int fz_trainer_epoch(fz_trainer *t, const fz_trainset *ds, fz_progress_fn progress, void *ctx,
                      fz_epoch_stats *st, fz_err *err)
 {
@@ -307,18 +357,8 @@ int fz_trainer_epoch(fz_trainer *t, const fz_trainset *ds, fz_progress_fn progre
         size_t start = (size_t)bi * (size_t)t->B;
         int B = (int)((ds->n - start) < (size_t)t->B ? ds->n - start : (size_t)t->B);
         gather(t, ds, t->order + start, B);
-        double recon, kl;
-        double loss = batch_step(t, B, 1, &rng, &recon, &kl);
-        if (!isfinite(loss))
-            return fz_fail(err, FZ_EDATA,
-                           "the loss became %s in epoch %ld, batch %ld (recon %g, kl %g): "
-                           "try a lower learning rate or gradient clipping",
-                           isnan(loss) ? "NaN" : "infinite", epoch, bi + 1, recon, kl);
-        double norm = fz_clip_grad_norm(m->grads, m->nparams, t->c.clip);
-        if (!isfinite(norm))
-            return fz_fail(err, FZ_EDATA, "the gradient became non-finite in epoch %ld, batch %ld",
-                           epoch, bi + 1);
-        fz_optim_step(&t->opt, m->params, m->grads, NULL, lr);
+        double loss, recon, kl, norm;
+        if (train_batch(t, B, &rng, lr, epoch, bi + 1, &loss, &recon, &kl, &norm, err)) return -1;
         sum_loss += loss;
         sum_recon += recon;
         sum_kl += kl;

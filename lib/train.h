@@ -100,4 +100,22 @@ int fz_trainer_epoch(fz_trainer *t, const fz_trainset *ds, fz_progress_fn progre
 /* Losses on ds in evaluation mode with z = mu (no optimiser step). */
 int fz_trainer_evaluate(fz_trainer *t, const fz_trainset *ds, fz_epoch_stats *st, fz_err *err);
 
+/* ---- Single steps, to reproduce a reference implementation exactly ---- */
+
+/* Use eps (batch, Z) as the sampling noise of the following training steps instead of
+ * drawing it: a step on B rows reads the first B*Z values. The caller keeps it alive;
+ * NULL returns to drawing. (Dropout masks are given per layer with fz_dropout_use_mask.) */
+void fz_trainer_set_noise(fz_trainer *t, const float *eps);
+/* One training step on the batch x (B, in), 1 <= B <= the configured batch, exactly as an
+ * epoch does it for each batch but without shuffling: forward, loss, backward, gradient
+ * clipping, one optimiser step at the learning rate of epoch m->epoch + 1; m->step
+ * advances, m->epoch does not. Afterwards m->grads holds the gradients the optimiser used
+ * (after clipping). Random draws come from an rng seeded from the seed and the step. st
+ * receives loss, recon, kl, grad_norm (before clipping), lr and samples. 0, or -1 with a
+ * reason (B out of range, a non-finite loss or gradient). */
+int fz_trainer_step(fz_trainer *t, const float *x, int B, fz_epoch_stats *st, fz_err *err);
+/* z (B, Z) of the latest forward: mu + sigma * eps for a vae, the encoder output for an ae.
+ * Valid until the next step. */
+const float *fz_trainer_latent(const fz_trainer *t);
+
 #endif
