@@ -1,0 +1,215 @@
+#!/usr/bin/env bash
+# fz-eval: metrics against NumPy computations (confusion matrix by counting, ROC AUC by
+# counting pairs), mode selection, the ROC file, real pipes, usage errors and bad streams.
+. "$(dirname "$0")/lib.sh"
+export OPENBLAS_NUM_THREADS=1
+REF="$FZ_ROOT/tests/sh/eval_ref.py"
+$PY -c 'import numpy' 2>/dev/null || skip "python3-numpy is not installed"
+gen() { $PY "$REF" gen "$@" || fail "could not write the test stream $1"; }
+check() { $PY "$REF" check "$@" || fail "TSV check failed: fz-eval ... $*"; }
+
+gen "$T/s.npy" 1
+# --- every metric against NumPy, TSV and JSON, truth from a field and from classes ---
+expect_exit 0 fz-eval --tsv --truth anom "$T/s.npy"
+check "$T/s.npy" "$T/out" --truth anom
+grep -qx $'decision\tflag' "$T/out" || fail "the flag field should give the decision"
+expect_exit 0 fz-eval --tsv --truth anom --threshold 0.3 "$T/s.npy"
+check "$T/s.npy" "$T/out" --truth anom --threshold 0.3
+expect_exit 0 fz-eval --tsv --anomaly-classes 'bird,3' "$T/s.npy"
+check "$T/s.npy" "$T/out" --anomaly-classes 'bird,3'
+grep -qx $'anomaly_skipped\t[1-9][0-9]*' "$T/out" || fail "rows with label -1 must be skipped"
+expect_exit 0 fz-eval --json --truth anom --threshold -0.5 "$T/s.npy"
+$PY "$REF" check-json "$T/s.npy" "$T/out" --truth anom --threshold -0.5 || fail "JSON check"
+gen "$T/s2.npy" 7 --rows 1000
+expect_exit 0 fz-eval --json --anomaly-classes cat "$T/s2.npy"
+$PY "$REF" check-json "$T/s2.npy" "$T/out" --anomaly-classes cat || fail "JSON check, seed 7"
+expect_exit 0 fz-eval --tsv --anomaly-classes dog --threshold 1 - <"$T/s2.npy"
+check "$T/s2.npy" "$T/out" --anomaly-classes dog --threshold 1
+
+# --- the ROC curve file: points, monotone, its trapezoid area is the AUC ---
+expect_exit 0 fz-eval --truth anom --roc "$T/roc.tsv" "$T/s.npy"
+$PY "$REF" check-roc "$T/s.npy" "$T/roc.tsv" --truth anom || fail "ROC file"
+ls "$T" | grep -q 'roc.tsv.tmp' && fail "temporary ROC file left behind"
+expect_exit 1 fz-eval --truth anom --roc "$T/no/such/dir/roc.tsv" "$T/s.npy"
+expect_err "fz-eval: .*/no/such/dir/roc.tsv: No such file"
+
+# --- mode selection: automatic from the fields, or forced ---
+expect_exit 0 fz-eval --tsv "$T/s.npy"
+grep -q '^roc_auc' "$T/out" && fail "anomaly metrics without a truth"
+check "$T/s.npy" "$T/out"
+expect_exit 0 fz-eval --tsv --recon "$T/s.npy"
+grep -q '^accuracy' "$T/out" && fail "--recon printed classification"
+grep -q '^mse' "$T/out" || fail "--recon printed no MSE"
+expect_exit 0 fz-eval --tsv --classes --truth anom "$T/s.npy"
+grep -q '^mse' "$T/out" && fail "--classes printed reconstruction"
+grep -q '^roc_auc' "$T/out" || fail "--truth should add the anomaly metrics"
+gen "$T/c.npy" 2 --fields label,pred --no-meta
+expect_exit 0 fz-eval --tsv "$T/c.npy"
+check "$T/c.npy" "$T/out"
+grep -qx $'confusion\t0\t3\t[0-9]*' "$T/out" || fail "classes without metadata are named by index"
+gen "$T/r.npy" 3 --fields id,x,xhat
+expect_exit 0 fz-eval --tsv "$T/r.npy"
+check "$T/r.npy" "$T/out"
+grep -q '^kl' "$T/out" && fail "KL without mu and logvar"
+gen "$T/a.npy" 4 --fields score,anom
+expect_exit 0 fz-eval --tsv --truth anom "$T/a.npy"
+check "$T/a.npy" "$T/out" --truth anom
+
+# --- the table: aligned, confusion matrix labelled by class names ---
+expect_exit 0 fz-eval --truth anom "$T/s.npy"
+grep -q 'confusion matrix (rows: true class, columns: predicted)' "$T/out" || fail "no confusion matrix"
+grep -qE '^  true\\pred +cat +dog +bird +two words$' "$T/out" || fail "confusion header: $(cat "$T/out")"
+cat_row=$(awk -F'\t' '$1 == "confusion" && $2 == "cat" { printf " +%s", $4 }' \
+    <(fz-eval --tsv "$T/s.npy"))
+grep -qE "^  cat$cat_row\$" "$T/out" || fail "confusion row of cat: want '$cat_row' in $(cat "$T/out")"
+grep -qE '^  ROC AUC +0\.[0-9]+$' "$T/out" || fail "table ROC AUC"
+grep -qE '^  PSNR \(mean of per-row PSNR\) +inf dB$' "$T/out" || fail "table per-row PSNR"
+
+# --- undefined metrics: reported, not a crash ---
+gen "$T/n.npy" 5 --fields score,anom --no-anomalies
+expect_exit 0 fz-eval --tsv --truth anom "$T/n.npy"
+grep -qx $'roc_auc\tnan' "$T/out" || fail "AUC with one class: $(grep roc_auc "$T/out")"
+check "$T/n.npy" "$T/out" --truth anom
+expect_exit 0 fz-eval --json --truth anom "$T/n.npy"
+grep -q '"roc_auc":null' "$T/out" || fail "JSON AUC with one class: $(cat "$T/out")"
+expect_exit 0 fz-eval --truth anom "$T/n.npy"
+grep -qE '^  ROC AUC +undefined' "$T/out" || fail "table AUC with one class"
+gen "$T/e.npy" 5 --rows 0
+expect_exit 0 fz-eval --tsv --truth anom "$T/e.npy"
+grep -qx $'accuracy\tnan' "$T/out" || fail "accuracy of no rows"
+
+# --- real pipes: a trained VAE's reconstructions, checked against NumPy ---
+if fz-prep mnist:test "$DATA/mnist-small.tgz" -o "$T/mnist.npy" 2>"$T/err" &&
+    fz-train -a vae-mlp -m 1 -s 1 -o "$T/vae.st" "$T/mnist.npy" 2>"$T/err"; then
+    fz-encode -k -i "$T/vae.st" "$T/mnist.npy" | fz-decode -i "$T/vae.st" | tee "$T/rec.npy" |
+        fz-eval --tsv >"$T/out" 2>"$T/err" || fail "fz-encode | fz-decode | fz-eval: $(cat "$T/err")"
+    check "$T/rec.npy" "$T/out"
+    grep -q '^kl' "$T/out" || fail "no KL from a VAE's stream"
+else
+    fail "could not prepare and train the MNIST fixture: $(cat "$T/err")"
+fi
+
+# --- usage errors: one line, exit 2 ---
+expect_exit 0 fz-eval -h
+grep -q '^usage: fz-eval' "$T/out" || fail "-h does not start with usage"
+grep -q 'default: score' "$T/out" || fail "-h shows no defaults"
+expect_exit 2 fz-eval --bogus "$T/s.npy"
+expect_err '^fz-eval: unknown option .--bogus.; usage: fz-eval'
+expect_exit 2 fz-eval --tsv --json "$T/s.npy"
+expect_err 'usage: fz-eval'
+expect_exit 2 fz-eval --truth anom --anomaly-classes 1 "$T/s.npy"
+expect_err 'together'
+expect_exit 2 fz-eval --anomaly "$T/s.npy"
+expect_err '--anomaly needs the truth'
+expect_exit 2 fz-eval --roc "$T/x.tsv" "$T/s.npy"
+expect_err '--roc needs the anomaly truth'
+expect_exit 2 fz-eval --truth anom --threshold abc "$T/s.npy"
+expect_err "--threshold"
+expect_exit 2 fz-eval --range 0 "$T/s.npy"
+expect_exit 2 fz-eval --truth
+expect_err "needs a value"
+expect_exit 2 fz-eval "$T/s.npy" "$T/s.npy"
+expect_err "too many operands"
+
+# --- bad streams: one line naming the file, exit 1 ---
+expect_exit 1 fz-eval "$T/missing.npy"
+expect_err "fz-eval: .*missing.npy: No such file"
+: >"$T/empty"
+expect_exit 1 fz-eval "$T/empty"
+expect_err "empty"
+expect_exit 1 fz-eval --classes "$T/r.npy"
+expect_err "r.npy: no field 'label'"
+gen "$T/nopred.npy" 1 --fields label,x
+expect_exit 1 fz-eval --classes "$T/nopred.npy"
+expect_err "nopred.npy: no field 'pred': give a stream from fz-fuzzy"
+expect_exit 1 fz-eval --recon "$T/c.npy"
+expect_err "c.npy: no field 'x'"
+expect_exit 1 fz-eval --truth anom "$T/c.npy"
+expect_err "c.npy: no field 'score'"
+expect_exit 1 fz-eval --truth nothere "$T/s.npy"
+expect_err "s.npy: no field 'nothere'"
+expect_exit 1 fz-eval --score x --truth anom "$T/s.npy"
+expect_err "field 'x' is f4 \(1, 3, 4\), expected one number per row"
+expect_exit 1 fz-eval "$T/a.npy"
+expect_err "a.npy: nothing to evaluate"
+expect_exit 1 fz-eval --anomaly-classes mouse "$T/s.npy"
+expect_err "'mouse' is neither a class name of the stream nor an index from 0 to 3"
+expect_exit 1 fz-eval --anomaly-classes 4 "$T/s.npy"
+expect_err "'4' is neither"
+
+# Values no metric can take, written by NumPy.
+$PY - "$T" <<'EOF' || fail "could not write the bad streams"
+import json, sys
+import numpy as np
+t = sys.argv[1]
+def save(name, a, classes=("a", "b", "c")):
+    with open("%s/%s" % (t, name), "wb") as f:
+        np.save(f, np.frombuffer(json.dumps({"classes": list(classes)}).encode(), np.uint8))
+        np.save(f, a)
+dt = np.dtype([("label", "<i4"), ("pred", "<i4")])
+save("pred7.npy", np.array([(0, 0), (1, 7)], dt))
+save("label-3.npy", np.array([(0, 0), (1, 1), (-3, 1)], dt))
+fdt = np.dtype([("label", "<f4"), ("pred", "<f4")])
+save("half.npy", np.array([(0, 0), (1.5, 1)], fdt))
+sdt = np.dtype([("score", "<f4"), ("anom", "u1")])
+save("nan.npy", np.array([(0.5, 0), (np.nan, 1)], sdt))
+rdt = np.dtype([("x", "<f4", (3,)), ("xhat", "<f4", (3,))])
+save("inf.npy", np.array([([0, 0, 0], [0, 0, 0]), ([0, 0, 0], [0, np.inf, 0])], rdt))
+save("shape.npy", np.zeros(2, np.dtype([("x", "<f4", (3,)), ("xhat", "<f4", (4,))])))
+save("outside.npy", np.array([([0, 0, 1], [0, 0.5, 1.5])], rdt))
+EOF
+expect_exit 1 fz-eval "$T/pred7.npy"
+expect_err "pred7.npy: row 1: prediction 7 is not a class \(expected 0 to 2\)"
+expect_exit 1 fz-eval "$T/label-3.npy"
+expect_err "label-3.npy: row 2: label is -3, expected a class index or -1"
+expect_exit 1 fz-eval "$T/half.npy"
+expect_err "half.npy: row 1: label is 1.5, expected a class index"
+expect_exit 1 fz-eval --truth anom "$T/nan.npy"
+expect_err "nan.npy: row 1: score is nan"
+expect_exit 1 fz-eval "$T/inf.npy"
+expect_err "inf.npy: row 1: xhat\[1\] is inf, expected a finite number"
+expect_exit 1 fz-eval "$T/shape.npy"
+expect_err "shape.npy: fields 'x' \(3,\) and 'xhat' \(4,\): expected the same"
+expect_exit 0 fz-eval --tsv "$T/outside.npy"
+grep -qx $'bce\tnan' "$T/out" || fail "BCE with xhat outside [0, 1] should be undefined"
+expect_exit 0 fz-eval "$T/outside.npy"
+grep -q 'undefined (1 values of xhat outside \[0, 1\])' "$T/out" || fail "table BCE note"
+
+# Cut at every byte of a small stream: an error naming the file, never a crash.
+gen "$T/small.npy" 9 --rows 3 --fields label,pred,score,anom
+size=$(wc -c <"$T/small.npy")
+for ((i = 0; i < size; i++)); do
+    head -c "$i" "$T/small.npy" >"$T/cut.npy"
+    fz-eval --truth anom "$T/cut.npy" >/dev/null 2>"$T/err"
+    rc=$?
+    [ $rc -eq 1 ] || fail "cut at byte $i of $size: exit $rc ($(cat "$T/err"))"
+    grep -q '^fz-eval: .*cut.npy' "$T/err" || fail "cut at byte $i: $(cat "$T/err")"
+    [ "$(wc -l <"$T/err")" -eq 1 ] || fail "cut at byte $i: $(cat "$T/err")"
+done
+# Corrupted bytes: exit 0 or 1 with one line, never a crash.
+$PY -c 'import sys
+b = open(sys.argv[1], "rb").read()
+for i in range(0, len(b), 3):
+    open("%s/bad%d.npy" % (sys.argv[2], i), "wb").write(b[:i] + bytes([b[i] ^ 0xa5]) + b[i + 1:])' \
+    "$T/small.npy" "$T" || fail "could not write the corrupted streams"
+for ((i = 0; i < size; i += 3)); do
+    fz-eval --truth anom "$T/bad$i.npy" >/dev/null 2>"$T/err"
+    rc=$?
+    [ $rc -le 1 ] || fail "corrupt byte $i: exit $rc ($(cat "$T/err"))"
+    [ "$(wc -l <"$T/err")" -le 1 ] || fail "corrupt byte $i: $(cat "$T/err")"
+done
+
+# --- a closed downstream pipe is not an error ---
+$PY - "$T/many.npy" <<'EOF' || fail "could not write the many-class stream"
+import sys
+import numpy as np
+a = np.zeros(3000, [("label", "<i4"), ("pred", "<i4")])
+a["label"] = np.arange(3000) % 300
+a["pred"] = (np.arange(3000) * 7) % 300
+np.save(sys.argv[1], a)
+EOF
+fz-eval --tsv "$T/many.npy" 2>"$T/err" | head -n 1 >/dev/null
+[ ! -s "$T/err" ] || fail "closed pipe printed: $(cat "$T/err")"
+fz-eval "$T/many.npy" >"$T/out" || fail "300 classes"
+grep -q 'confusion matrix: 300 classes, see --tsv or --json' "$T/out" || fail "big confusion in the table"
+exit 0
