@@ -3,7 +3,10 @@
  * A model file is safetensors (see safetensors.h) holding
  *   - every parameter in PyTorch's layout and naming ("encoder.3.weight" (out, in), ...),
  *     BatchNorm running statistics as "running_mean"/"running_var" and
- *     "num_batches_tracked" (I64), so torch's load_state_dict accepts the tensors as they are;
+ *     "num_batches_tracked" (I64), so torch's load_state_dict accepts them (strictly once
+ *     "optim.state" is left out);
+ *   - with a fuzzy layer, its tensors ("fuzzy.centers", ... see fuzzy.h) and its masks
+ *     "fuzzy.input_mask" (K, Z) and "fuzzy.active" (K) as U8;
  *   - when saved as a checkpoint, the optimiser state "optim.state" (F32);
  *   - __metadata__: "fz_format" ("fz-model 1"), "arch" (the canonical description, see
  *     arch.h), "input_shape" (JSON array), "epoch", "step", any key set with
@@ -26,8 +29,11 @@ typedef struct fz_model {
     fz_shape in;          /* one input sample (C, H, W); a table row is (D, 1, 1) */
     size_t in_count;      /* C * H * W */
     fz_net enc, dec;
+    int has_fuzzy;        /* arch.fuzzy_terms > 0 */
+    fz_fuzzy fuzzy;       /* on mu: (B, Z) -> memberships (B, K) */
+    size_t fuzzy_off;     /* offset of the fuzzy layer's slice in params and grads */
     size_t nparams, nbuffers;
-    float *params;        /* (nparams): encoder's, then decoder's */
+    float *params;        /* (nparams): encoder's, decoder's, then the fuzzy layer's */
     float *grads;         /* (nparams) */
     float *buffers;       /* (nbuffers) BatchNorm running statistics */
     long epoch;           /* epochs trained */
@@ -63,6 +69,11 @@ void fz_model_encode(fz_model *m, const float *x, int B, float *mu, float *s);
 /* Decode in evaluation mode: z (B, Z) -> returns the reconstruction (B, in), owned by the
  * model until the next decode. */
 const float *fz_model_decode(fz_model *m, const float *z, int B);
+/* Memberships of latent means: mu (B, Z) -> m (B, K); needs a fuzzy layer. */
+void fz_model_memberships(fz_model *m, const float *mu, int B, float *memb);
+/* Number of fuzzy outputs (0 without a fuzzy layer). */
+int fz_model_terms(const fz_model *m);
+
 /* "(1, 28, 28)" */
 const char *fz_model_shape_str(fz_shape s, char *buf, size_t cap);
 

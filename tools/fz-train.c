@@ -228,7 +228,13 @@ static char *arch_text(const char *a, int latent, fz_err *err)
     }
     char *buf = calloc(1, 65536);
     size_t n = buf ? fread(buf, 1, 65535, f) : 0;
+    int more = buf && fgetc(f) != EOF;
     fclose(f);
+    if (more) {
+        free(buf);
+        fz_fail(err, FZ_EDATA, "%s: architecture description longer than 65535 bytes", a);
+        return NULL;
+    }
     if (!buf || n == 0) {
         free(buf);
         fz_fail(err, FZ_EDATA, "%s: empty or unreadable architecture file", a);
@@ -368,7 +374,6 @@ int main(int argc, char **argv)
     fz_blas_ftz(1);
     signal(SIGPIPE, SIG_IGN);
     options o = {0};
-    o.arch = "vae-mlp";
     o.field = "x";
     int rc = parse_options(argc, argv, &o);
     if (rc) return rc;
@@ -389,7 +394,10 @@ int main(int argc, char **argv)
     struct stat st;
     const char *start = o.in ? o.in : (o.resume && stat(o.out, &st) == 0) ? o.out : NULL;
     const char *preset = NULL;
-    for (const char *const *p = fz_arch_preset_names; *p; p++)
+    /* The preset whose training defaults apply: the one named by -a, or when resuming or
+     * fine-tuning without -a, the one the model was trained with (none for a model of a
+     * custom description: then the defaults follow its kind). */
+    for (const char *const *p = fz_arch_preset_names; o.arch && *p; p++)
         if (strcmp(*p, o.arch) == 0) preset = *p;
     if (start) {
         if (fz_model_load(&m, start, &err)) return finish(fail(&err));
@@ -413,7 +421,8 @@ int main(int argc, char **argv)
                 if (strncmp(p, *q, strlen(*q)) == 0 && p[strlen(*q)] == '"') preset = *q;
         }
     } else {
-        char *text = arch_text(o.arch, o.latent, &err);
+        char *text = arch_text(o.arch ? o.arch : "vae-mlp", o.latent, &err);
+        if (!o.arch) preset = "vae-mlp";
         if (!text) return finish(fail(&err));
         rc = fz_model_create(&m, text, shape, o.conf.seed, &err);
         free(text);
