@@ -7,7 +7,8 @@
 
 #include "json.h"
 
-const char *const fz_arch_preset_names[] = {"ae-mlp", "vae-mlp", "vae-conv", NULL};
+const char *const fz_arch_preset_names[] = {"ae-mlp", "vae-mlp", "vae-conv", "fcvae-mlp",
+                                            "fcvae-conv", NULL};
 
 /* The networks of the literature fz follows (see fz-train(1)). */
 static const struct {
@@ -32,6 +33,20 @@ static const struct {
      "flatten linear(625) bn silu linear(2z)\n"
      "decoder = linear(625) bn silu linear(9216) bn silu unflatten(64,12,12) convt2d(32,5) "
      "silu convt2d(16,5) silu convt2d(8,5) silu convt2d(1,5) sigmoid\n"},
+    /* The fuzzy conditional VAE: the MLP VAE with a fuzzy layer on mu... */
+    {"fcvae-mlp", 2,
+     "kind = vae\nsigma = logvar\n"
+     "encoder = flatten linear(256) relu bn linear(128) relu bn linear(2z)\n"
+     "decoder = linear(128) leakyrelu(0.3) bn linear(256) leakyrelu(0.3) bn linear(in) sigmoid\n"
+     "fuzzy = gauss(10)\nfuzzy_init = circle(2)\n"},
+    /* ...and the article's network: vae-conv with 12 terms of its exp(-||S x + t||) form. */
+    {"fcvae-conv", 2,
+     "kind = vae\nsigma = softplus\n"
+     "encoder = conv2d(8,5) silu conv2d(16,5) silu conv2d(32,5) silu conv2d(64,5) bn silu "
+     "flatten linear(625) bn silu linear(2z)\n"
+     "decoder = linear(625) bn silu linear(9216) bn silu unflatten(64,12,12) convt2d(32,5) "
+     "silu convt2d(16,5) silu convt2d(8,5) silu convt2d(1,5) sigmoid\n"
+     "fuzzy = article(12)\nfuzzy_init = random\n"},
 };
 
 char *fz_arch_preset(const char *name, int latent, fz_err *err)
@@ -46,7 +61,8 @@ char *fz_arch_preset(const char *name, int latent, fz_err *err)
         if (!s) fz_fail(err, FZ_ENOMEM, "out of memory");
         return s;
     }
-    fz_fail(err, FZ_EUSAGE, "unknown preset '%s' (presets: ae-mlp, vae-mlp, vae-conv)", name);
+    fz_fail(err, FZ_EUSAGE,
+            "unknown preset '%s' (presets: ae-mlp, vae-mlp, vae-conv, fcvae-mlp, fcvae-conv)", name);
     return NULL;
 }
 
@@ -265,15 +281,56 @@ int fz_arch_parse(const char *text, fz_arch *a, fz_err *err)
         } else if (strcmp(k, "decoder") == 0) {
             if (parse_layers(v, a->dec, &a->ndec, "decoder", err)) return -1;
             have_dec = 1;
+        } else if (strcmp(k, "fuzzy") == 0) {
+            char form[16];
+            long terms;
+            const char *paren = strchr(v, '(');
+            size_t len = paren ? (size_t)(paren - v) : 0;
+            if (!paren || len == 0 || len >= sizeof form || v[strlen(v) - 1] != ')')
+                return fz_fail(err, FZ_EDATA, "architecture: fuzzy '%.40s' is not FORM(TERMS)", v);
+            memcpy(form, v, len);
+            form[len] = '\0';
+            char num[32];
+            size_t nlen = strlen(paren + 1) - 1;
+            if (nlen == 0 || nlen >= sizeof num)
+                return fz_fail(err, FZ_EDATA, "architecture: fuzzy '%.40s' is not FORM(TERMS)", v);
+            memcpy(num, paren + 1, nlen);
+            num[nlen] = '\0';
+            if (fz_mf_kind_parse(form, &a->fuzzy_kind, err)) {
+                fz_err_prefix(err, "architecture: fuzzy");
+                return -1;
+            }
+            if (fz_parse_long(num, 1, FZ_FUZZY_MAX_K, &terms, "architecture: fuzzy terms", err))
+                return -1;
+            a->fuzzy_terms = (int)terms;
+        } else if (strcmp(k, "fuzzy_init") == 0) {
+            double r;
+            if (strcmp(v, "random") == 0) a->fuzzy_circle = 0;
+            else if (strncmp(v, "circle(", 7) == 0 && v[strlen(v) - 1] == ')') {
+                char num[32];
+                size_t nlen = strlen(v) - 8;
+                if (nlen == 0 || nlen >= sizeof num)
+                    return fz_fail(err, FZ_EDATA, "architecture: fuzzy_init '%.40s'", v);
+                memcpy(num, v + 7, nlen);
+                num[nlen] = '\0';
+                if (fz_parse_double(num, 1e-6, 1e6, &r, "architecture: fuzzy_init circle", err))
+                    return -1;
+                a->fuzzy_circle = r;
+            } else
+                return fz_fail(err, FZ_EDATA,
+                               "architecture: fuzzy_init '%.40s' is not random or circle(R)", v);
         } else {
             return fz_fail(err, FZ_EDATA,
-                           "architecture: unknown key '%.40s' (keys: kind latent sigma encoder decoder)", k);
+                           "architecture: unknown key '%.40s' (keys: kind latent sigma encoder "
+                           "decoder fuzzy fuzzy_init)", k);
         }
     }
     if ((int)a->kind < 0) return fz_fail(err, FZ_EDATA, "architecture: missing 'kind = ae|vae'");
     if (!a->latent) return fz_fail(err, FZ_EDATA, "architecture: missing 'latent = N'");
     if (!have_enc) return fz_fail(err, FZ_EDATA, "architecture: missing 'encoder = ...'");
     if (!have_dec) return fz_fail(err, FZ_EDATA, "architecture: missing 'decoder = ...'");
+    if (a->fuzzy_circle > 0 && a->latent < 2)
+        return fz_fail(err, FZ_EDATA, "architecture: fuzzy_init circle needs latent >= 2");
     if (have_sigma && a->kind == FZ_KIND_AE)
         return fz_fail(err, FZ_EDATA, "architecture: sigma applies to kind = vae only");
     return 0;
@@ -329,6 +386,11 @@ char *fz_arch_format(const fz_arch *a, fz_err *err)
     fz_sbuf_printf(&b, "\ndecoder = ");
     format_layers(&b, a->dec, a->ndec);
     fz_sbuf_putc(&b, '\n');
+    if (a->fuzzy_terms) {
+        fz_sbuf_printf(&b, "fuzzy = %s(%d)\n", fz_mf_kind_name(a->fuzzy_kind), a->fuzzy_terms);
+        if (a->fuzzy_circle > 0) fz_sbuf_printf(&b, "fuzzy_init = circle(%.9g)\n", a->fuzzy_circle);
+        else fz_sbuf_printf(&b, "fuzzy_init = random\n");
+    }
     char *s = fz_sbuf_take(&b);
     if (!s) fz_fail(err, FZ_ENOMEM, "out of memory");
     return s;

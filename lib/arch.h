@@ -10,6 +10,10 @@
  *                                # (sigma = softplus(s) + 1e-8)
  *     encoder = flatten linear(256) relu bn dropout(0.3) linear(128) relu bn dropout(0.3) linear(2z)
  *     decoder = linear(128) leakyrelu bn dropout(0.3) linear(256) leakyrelu bn linear(in) sigmoid
+ *     fuzzy   = gauss(12)        # optional: a fuzzy layer of 12 terms on mu (see fuzzy.h);
+ *                                # forms gauss, cauchy, bell, article
+ *     fuzzy_init = circle(2)     # or random (centres N(0, 1)); circle(R): centres evenly
+ *                                # on a circle of radius R in the first two latent dims
  *
  * Layers, in PyTorch's terms (sizes: a number, "z" = latent, "2z", or "in" = the number of
  * input features, so one description serves 28x28 images and 30-column tables):
@@ -28,6 +32,7 @@
 #ifndef FZ_ARCH_H
 #define FZ_ARCH_H
 
+#include "fuzzy.h"
 #include "loss.h"
 #include "nn.h"
 #include "util.h"
@@ -55,13 +60,17 @@ typedef struct fz_arch {
     fz_sigma_kind sigma;
     int nenc, ndec;
     fz_layer_spec enc[FZ_ARCH_MAX_LAYERS], dec[FZ_ARCH_MAX_LAYERS];
+    int fuzzy_terms;        /* 0: no fuzzy layer */
+    fz_mf_kind fuzzy_kind;
+    double fuzzy_circle;    /* > 0: circle initialisation of that radius; 0: random */
 } fz_arch;
 
 /* Parse a description. Errors name the key or the layer token. */
 int fz_arch_parse(const char *text, fz_arch *a, fz_err *err);
 /* Canonical text of a description (parses back to the same fz_arch). Caller frees. */
 char *fz_arch_format(const fz_arch *a, fz_err *err);
-/* The description of a named preset ("ae-mlp", "vae-mlp", "vae-conv") with the given
+/* The description of a named preset ("ae-mlp", "vae-mlp", "vae-conv", and with a fuzzy
+ * layer "fcvae-mlp", "fcvae-conv" (the fuzzy-CVAE article's network)) with the given
  * latent size (0 = the preset's default). Returns a static-lifetime-free string the caller
  * frees, or NULL with a reason listing the presets. */
 char *fz_arch_preset(const char *name, int latent, fz_err *err);

@@ -43,6 +43,12 @@ static int build(fz_model *m, fz_err *err)
                        fz_model_shape_str(m->in, t, sizeof t));
     }
     m->nparams = m->enc.nparams + m->dec.nparams;
+    m->fuzzy_off = m->nparams;
+    if (a->fuzzy_terms) {
+        if (fz_fuzzy_init(&m->fuzzy, a->fuzzy_kind, a->fuzzy_terms, a->latent, 0, err)) return -1;
+        m->has_fuzzy = 1;
+        m->nparams += fz_fuzzy_nparams(&m->fuzzy);
+    }
     m->nbuffers = m->enc.nbuffers + m->dec.nbuffers;
     m->params = calloc(m->nparams ? m->nparams : 1, sizeof(float));
     m->grads = calloc(m->nparams ? m->nparams : 1, sizeof(float));
@@ -52,6 +58,7 @@ static int build(fz_model *m, fz_err *err)
     fz_net_bind(&m->enc, m->params, m->grads, m->buffers);
     fz_net_bind(&m->dec, m->params + m->enc.nparams, m->grads + m->enc.nparams,
                 m->buffers + m->enc.nbuffers);
+    if (m->has_fuzzy) fz_fuzzy_bind(&m->fuzzy, m->params + m->fuzzy_off, m->grads + m->fuzzy_off);
     return 0;
 }
 
@@ -76,6 +83,16 @@ int fz_model_create(fz_model *m, const char *arch_text, fz_shape in, uint64_t se
     fz_rng_seed(&rng, seed);
     fz_net_init_params(&m->enc, &rng);
     fz_net_init_params(&m->dec, &rng);
+    if (m->has_fuzzy) {
+        if (m->arch.fuzzy_circle > 0) {
+            if (fz_fuzzy_init_circle(&m->fuzzy, m->arch.fuzzy_circle, &rng, err)) {
+                fz_model_free(m);
+                return -1;
+            }
+        } else {
+            fz_fuzzy_init_random(&m->fuzzy, &rng);
+        }
+    }
     return 0;
 }
 
@@ -84,6 +101,7 @@ void fz_model_free(fz_model *m)
     if (!m) return;
     fz_net_free(&m->enc);
     fz_net_free(&m->dec);
+    if (m->has_fuzzy) fz_fuzzy_free(&m->fuzzy);
     free(m->params);
     free(m->grads);
     free(m->buffers);
@@ -214,6 +232,19 @@ static int each_tensor(const fz_model *m, tensor_fn fn, void *ctx, fz_err *err)
         poff += net->nparams;
         boff += net->nbuffers;
     }
+    if (m->has_fuzzy) {
+        fz_fuzzy_tensor ft[FZ_FUZZY_MAX_TENSORS];
+        int nt = fz_fuzzy_tensors(&m->fuzzy, ft);
+        for (int j = 0; j < nt; j++) {
+            tensor_view tv = {0};
+            snprintf(tv.name, sizeof tv.name, "%s", ft[j].name);
+            tv.ndim = ft[j].ndim;
+            for (int d = 0; d < ft[j].ndim; d++) tv.shape[d] = ft[j].shape[d];
+            tv.data = m->params + m->fuzzy_off + ft[j].offset;
+            tv.count = ft[j].count;
+            if (fn(ctx, &tv, 0, err)) return -1;
+        }
+    }
     return 0;
 }
 
@@ -252,6 +283,13 @@ int fz_model_save(const fz_model *m, const char *path, const fz_optim *opt, fz_e
     }
     for (int i = 0; i < c.cap; i++) c.nbt[i] = m->step;
     if (each_tensor(m, save_one, &c, err)) goto out;
+    if (m->has_fuzzy) {
+        int64_t ms[2] = {m->fuzzy.K, m->fuzzy.n}, as[1] = {m->fuzzy.K};
+        if (fz_st_add(c.w, "fuzzy.input_mask", "U8", m->fuzzy.input_mask,
+                      (size_t)m->fuzzy.K * m->fuzzy.n, 2, ms, err) ||
+            fz_st_add(c.w, "fuzzy.active", "U8", m->fuzzy.active, (size_t)m->fuzzy.K, 1, as, err))
+            goto out;
+    }
     if (opt && fz_optim_state_len(opt)) {
         int64_t shp[1] = {(int64_t)fz_optim_state_len(opt)};
         if (fz_st_add_f32(c.w, "optim.state", opt->state, 1, shp, err)) goto out;
@@ -339,6 +377,20 @@ int fz_model_load(fz_model *m, const char *path, fz_err *err)
     }
     load_ctx c = {f, path};
     if (each_tensor(m, load_one, &c, err)) goto fail;
+    if (m->has_fuzzy) {
+        const char *names[2] = {"fuzzy.input_mask", "fuzzy.active"};
+        unsigned char *dst[2] = {m->fuzzy.input_mask, m->fuzzy.active};
+        size_t want[2] = {(size_t)m->fuzzy.K * m->fuzzy.n, (size_t)m->fuzzy.K};
+        for (int k = 0; k < 2; k++) {
+            const fz_st_tensor *t = fz_st_find(f, names[k]);
+            if (!t || strcmp(t->dtype, "U8") != 0 || t->nbytes != want[k]) {
+                fz_fail(err, FZ_EDATA, "%s: tensor '%s' is missing or not U8 of %zu values", path,
+                        names[k], want[k]);
+                goto fail;
+            }
+            memcpy(dst[k], fz_st_data(f, t), want[k]);
+        }
+    }
     const char *ep = fz_st_meta(f, "epoch"), *st = fz_st_meta(f, "step");
     long v;
     if (ep && fz_parse_long(ep, 0, 1L << 40, &v, "epoch", err) == 0) m->epoch = v;
@@ -377,8 +429,16 @@ out:
 int fz_model_reserve(fz_model *m, int max_batch, fz_err *err)
 {
     if (fz_net_reserve(&m->enc, max_batch, err)) return -1;
+    if (m->has_fuzzy && fz_fuzzy_reserve(&m->fuzzy, max_batch, err)) return -1;
     return fz_net_reserve(&m->dec, max_batch, err);
 }
+
+void fz_model_memberships(fz_model *m, const float *mu, int B, float *memb)
+{
+    fz_fuzzy_forward(&m->fuzzy, mu, memb, B);
+}
+
+int fz_model_terms(const fz_model *m) { return m->has_fuzzy ? m->fuzzy.K : 0; }
 
 int fz_model_latent(const fz_model *m) { return m->arch.latent; }
 

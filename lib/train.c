@@ -17,7 +17,21 @@ void fz_train_defaults(fz_train_conf *c, const char *preset, fz_model_kind kind)
     c->kl_form = FZ_KL_LOGVAR;
     c->kl_red = FZ_RED_MEAN_BATCH;
     c->corrupt = FZ_CORRUPT_NONE;
-    if (preset && strcmp(preset, "vae-conv") == 0) {
+    c->gamma = 1;
+    c->fuzzy_norm = FZ_MASK_PER_BATCH;
+    if (preset && strcmp(preset, "fcvae-mlp") == 0) {
+        /* The fuzzy CVAE on the MLP network: the article's reduction (per-image BCE / 28),
+         * which leaves the fuzzy term enough weight against reconstruction. */
+        c->batch = 256;
+        c->opt = fz_opt_defaults(FZ_OPT_ADAMW);
+        c->opt.weight_decay = 1e-2;
+        c->sched = fz_sched_const(2e-3);
+        c->clip = 1.0;
+        c->recon = FZ_RECON_BCE;
+        c->recon_red = FZ_RED_ROWS;
+        c->recon_weight = 1;
+        c->beta = 1;
+    } else if (preset && (strcmp(preset, "vae-conv") == 0 || strcmp(preset, "fcvae-conv") == 0)) {
         /* The fuzzy-CVAE article's settings. */
         c->batch = 256;
         c->opt = fz_opt_defaults(FZ_OPT_ADAMW);
@@ -56,6 +70,9 @@ int fz_train_conf_check(const fz_train_conf *c, fz_err *err)
     if (c->batch < 1 || c->batch > 1 << 20)
         return fz_fail(err, FZ_EUSAGE, "batch size %d out of range [1, 1048576]", c->batch);
     if (fz_opt_conf_check(&c->opt, err) || fz_sched_check(&c->sched, err)) return -1;
+    if (!(c->gamma >= 0)) return fz_fail(err, FZ_EUSAGE, "the fuzzy weight must be >= 0");
+    if (!(c->redraw >= 0 && c->redraw <= 1))
+        return fz_fail(err, FZ_EUSAGE, "the redraw probability must be in [0, 1]");
     if (!(c->recon_weight >= 0) || !(c->beta >= 0))
         return fz_fail(err, FZ_EUSAGE, "loss weights must be >= 0");
     if (c->corrupt != FZ_CORRUPT_NONE && !(c->corrupt_level >= 0))
@@ -89,6 +106,13 @@ char *fz_train_conf_json(const fz_train_conf *c)
                    : c->corrupt == FZ_CORRUPT_FLIP ? "flip"
                                                    : "none");
     fz_sbuf_json_f64(&b, c->corrupt_level);
+    fz_sbuf_printf(&b, ",\"recon_shift\":");
+    fz_sbuf_json_f64(&b, c->recon_shift);
+    fz_sbuf_printf(&b, ",\"gamma\":");
+    fz_sbuf_json_f64(&b, c->gamma);
+    fz_sbuf_printf(&b, ",\"fuzzy_norm\":\"%s\",\"redraw\":",
+                   c->fuzzy_norm == FZ_MASK_PER_ACTIVE ? "labeled" : "batch");
+    fz_sbuf_json_f64(&b, c->redraw);
     fz_sbuf_putc(&b, '}');
     return fz_sbuf_take(&b);
 }
@@ -109,6 +133,13 @@ struct fz_trainer {
     float *dz;          /* (B, Z) */
     float *dmu, *ds;    /* (B, Z) */
     float *dh;          /* (B, E) */
+    int K;              /* fuzzy outputs (0: no fuzzy part in the loss) */
+    float *memb, *tgt, *msk, *dm; /* (B, K) */
+    float *dmf;         /* (B, Z) gradient of the fuzzy loss wrt mu */
+    float *xt;          /* (B, D) reconstruction target when recon_shift != 0 */
+    int32_t *lab;       /* (B) labels of the batch */
+    double last_fuzzy;  /* fuzzy loss of the latest batch */
+    size_t last_labeled, last_correct;
     const float *given_eps; /* (B, Z) noise supplied by fz_trainer_set_noise, or NULL */
     const float *zlast;  /* (B, Z) z of the latest forward */
 };
@@ -129,6 +160,13 @@ void fz_trainer_free(fz_trainer *t)
     free(t->dmu);
     free(t->ds);
     free(t->dh);
+    free(t->memb);
+    free(t->tgt);
+    free(t->msk);
+    free(t->dm);
+    free(t->dmf);
+    free(t->xt);
+    free(t->lab);
     free(t);
 }
 
@@ -169,11 +207,22 @@ fz_trainer *fz_trainer_new(fz_model *m, const fz_train_conf *c, fz_err *err)
     t->dmu = malloc(BZ * sizeof(float));
     t->ds = malloc(BZ * sizeof(float));
     t->dh = malloc(BE * sizeof(float));
+    t->K = fz_model_terms(m);
+    size_t BK = (size_t)t->B * (t->K ? t->K : 1);
+    t->memb = calloc(BK, sizeof(float));
+    t->tgt = calloc(BK, sizeof(float));
+    t->msk = calloc(BK, sizeof(float));
+    t->dm = calloc(BK, sizeof(float));
+    t->dmf = calloc(BZ, sizeof(float));
+    t->xt = malloc(BD * sizeof(float));
+    t->lab = malloc((size_t)t->B * sizeof(int32_t));
     if (!t->x || !t->xin || !t->dxhat || !t->mu || !t->s || !t->eps || !t->z || !t->dz ||
-        !t->dmu || !t->ds || !t->dh) {
+        !t->dmu || !t->ds || !t->dh || !t->memb || !t->tgt || !t->msk || !t->dm || !t->dmf ||
+        !t->xt || !t->lab) {
         fz_fail(err, FZ_ENOMEM, "out of memory for batches of %d", t->B);
         goto fail;
     }
+    for (int b = 0; b < t->B; b++) t->lab[b] = -1;
     if (fz_model_reserve(m, t->B, err)) goto fail;
     return t;
 fail:
@@ -221,6 +270,7 @@ static double batch_step(fz_trainer *t, int B, int train, fz_rng *rng, double *r
     }
     const float *h = fz_net_forward(&m->enc, xin, B, train, rng); /* (B, E) */
     const float *zin = h;
+    if (!vae) memcpy(t->mu, h, (size_t)B * Z * sizeof(float)); /* an ae's code is its mu */
     if (vae) {
         for (int b = 0; b < B; b++) {
             memcpy(t->mu + b * Z, h + (size_t)b * 2 * Z, Z * sizeof(float));
@@ -232,6 +282,30 @@ static double batch_step(fz_trainer *t, int B, int train, fz_rng *rng, double *r
         zin = t->z;
     }
     t->zlast = zin;
+    /* The fuzzy layer looks at mu (not the sampled z): memberships of where the input is. */
+    t->last_fuzzy = 0;
+    t->last_labeled = t->last_correct = 0;
+    if (t->K) {
+        fz_model_memberships(m, t->mu, B, t->memb);
+        if (train) fz_zero(t->dm, (size_t)B * t->K);
+        t->last_fuzzy = fz_masked_sqerr(t->memb, t->tgt, t->msk, (size_t)B, (size_t)t->K,
+                                        c->fuzzy_norm, (float)c->gamma, train ? t->dm : NULL);
+        int nc = c->nclasses > 0 && c->nclasses <= t->K ? c->nclasses : t->K;
+        for (int b = 0; b < B; b++) {
+            if (t->lab[b] < 0 || t->lab[b] >= nc) continue;
+            const float *mb = t->memb + (size_t)b * t->K;
+            int best = 0;
+            for (int k = 1; k < nc; k++)
+                if (mb[k] > mb[best]) best = k;
+            t->last_labeled++;
+            t->last_correct += best == t->lab[b];
+        }
+    }
+    const float *target = t->x;
+    if (c->recon_shift != 0) {
+        for (size_t i = 0; i < (size_t)B * D; i++) t->xt[i] = t->x[i] + (float)c->recon_shift;
+        target = t->xt;
+    }
     const float *xhat = fz_net_forward(&m->dec, zin, B, train, rng); /* (B, D) */
     size_t axis = (size_t)m->in.w;
     float *g = NULL;
@@ -240,8 +314,8 @@ static double batch_step(fz_trainer *t, int B, int train, fz_rng *rng, double *r
         g = t->dxhat;
     }
     double recon = c->recon == FZ_RECON_BCE
-                       ? fz_bce(xhat, t->x, (size_t)B, D, c->recon_red, axis, (float)c->recon_weight, g)
-                       : fz_sqerr(xhat, t->x, (size_t)B, D, c->recon_red, axis, (float)c->recon_weight, g);
+                       ? fz_bce(xhat, target, (size_t)B, D, c->recon_red, axis, (float)c->recon_weight, g)
+                       : fz_sqerr(xhat, target, (size_t)B, D, c->recon_red, axis, (float)c->recon_weight, g);
     double kl = 0;
     if (vae) {
         if (train) {
@@ -260,7 +334,13 @@ static double batch_step(fz_trainer *t, int B, int train, fz_rng *rng, double *r
         fz_zero(m->grads, m->nparams);
         float *dz = vae ? t->dz : t->dh;
         fz_net_backward(&m->dec, zin, t->dxhat, dz, B);
+        if (t->K) /* (B, K) -> parameter gradients and dmf (B, Z) */
+            fz_fuzzy_backward(&m->fuzzy, t->mu, t->memb, t->dm, t->dmf, B);
+        if (!vae && t->K)
+            for (size_t i = 0; i < (size_t)B * Z; i++) t->dh[i] += t->dmf[i];
         if (vae) {
+            if (t->K)
+                for (size_t i = 0; i < (size_t)B * Z; i++) t->dmu[i] += t->dmf[i];
             fz_reparam_backward(m->arch.sigma, t->s, t->eps, t->dz, (size_t)B * Z, t->dmu, t->ds);
             for (int b = 0; b < B; b++) {
                 memcpy(t->dh + (size_t)b * 2 * Z, t->dmu + b * Z, Z * sizeof(float));
@@ -269,7 +349,7 @@ static double batch_step(fz_trainer *t, int B, int train, fz_rng *rng, double *r
         }
         fz_net_backward(&m->enc, xin, t->dh, NULL, B);
     }
-    return c->recon_weight * recon + (vae ? c->beta * kl : 0);
+    return c->recon_weight * recon + (vae ? c->beta * kl : 0) + c->gamma * t->last_fuzzy;
 }
 
 static int ensure_order(fz_trainer *t, size_t n, fz_err *err)
@@ -282,10 +362,25 @@ static int ensure_order(fz_trainer *t, size_t n, fz_err *err)
     return 0;
 }
 
-static void gather(fz_trainer *t, const fz_trainset *ds, const size_t *idx, int B)
+/* Copy rows idx of ds into the batch buffers; with redraw, each row's labels are kept with
+ * probability c.redraw (drawn from the epoch's rng) and its mask is zero otherwise. */
+static void gather_at(fz_trainer *t, const fz_trainset *ds, const size_t *idx, int n, int at,
+                      fz_rng *rng)
 {
-    for (int b = 0; b < B; b++)
-        memcpy(t->x + (size_t)b * t->D, ds->x + idx[b] * t->D, t->D * sizeof(float));
+    size_t K = (size_t)t->K;
+    for (int b = at; b < at + n; b++, idx++) {
+        memcpy(t->x + (size_t)b * t->D, ds->x + *idx * t->D, t->D * sizeof(float));
+        t->lab[b] = ds->label ? ds->label[*idx] : -1;
+        if (!K) continue;
+        if (ds->k == K) {
+            memcpy(t->tgt + b * K, ds->target + *idx * K, K * sizeof(float));
+            memcpy(t->msk + b * K, ds->mask + *idx * K, K * sizeof(float));
+            if (t->c.redraw > 0 && rng && !(fz_rng_uniform(rng) < t->c.redraw))
+                fz_zero(t->msk + b * K, K);
+        } else {
+            fz_zero(t->msk + b * K, K); /* no labels: the fuzzy part does not train */
+        }
+    }
 }
 
 /* One optimiser step on the B rows in t->x: batch_step, clipping, the update. Errors name
@@ -352,17 +447,21 @@ int fz_trainer_epoch(fz_trainer *t, const fz_trainset *ds, fz_progress_fn progre
     double lr = fz_sched_lr(&t->c.sched, epoch - 1);
     st->lr = lr;
     long nb = (long)((ds->n + (size_t)t->B - 1) / (size_t)t->B);
-    double t0 = now(), sum_loss = 0, sum_recon = 0, sum_kl = 0, sum_norm = 0;
+    double t0 = now(), sum_loss = 0, sum_recon = 0, sum_kl = 0, sum_norm = 0, sum_fuzzy = 0;
     for (long bi = 0; bi < nb; bi++) {
         size_t start = (size_t)bi * (size_t)t->B;
         int B = (int)((ds->n - start) < (size_t)t->B ? ds->n - start : (size_t)t->B);
-        gather(t, ds, t->order + start, B);
+        gather_at(t, ds, t->order + start, B, 0, &rng);
         double loss, recon, kl, norm;
         if (train_batch(t, B, &rng, lr, epoch, bi + 1, &loss, &recon, &kl, &norm, err)) return -1;
         sum_loss += loss;
         sum_recon += recon;
         sum_kl += kl;
         sum_norm += norm;
+        sum_fuzzy += t->last_fuzzy;
+        st->fuzzy = sum_fuzzy / (double)(bi + 1);
+        st->labeled += t->last_labeled;
+        st->correct += t->last_correct;
         st->samples += (size_t)B;
         st->loss = sum_loss / (double)(bi + 1);
         st->recon = sum_recon / (double)(bi + 1);
@@ -384,9 +483,18 @@ int fz_trainer_evaluate(fz_trainer *t, const fz_trainset *ds, fz_epoch_stats *st
     double t0 = now(), wsum = 0;
     for (size_t start = 0; start < ds->n; start += (size_t)t->B) {
         int B = (int)((ds->n - start) < (size_t)t->B ? ds->n - start : (size_t)t->B);
-        memcpy(t->x, ds->x + start * t->D, (size_t)B * t->D * sizeof(float));
-        double recon, kl;
-        double loss = batch_step(t, B, 0, NULL, &recon, &kl);
+        size_t idx[1024];
+        double recon = 0, kl = 0, loss = 0;
+        /* gather in pieces: idx is small, batches may be large */
+        for (int b0 = 0; b0 < B; b0 += 1024) {
+            int nb = B - b0 < 1024 ? B - b0 : 1024;
+            for (int i = 0; i < nb; i++) idx[i] = start + (size_t)(b0 + i);
+            gather_at(t, ds, idx, nb, b0, NULL);
+        }
+        loss = batch_step(t, B, 0, NULL, &recon, &kl);
+        st->fuzzy += t->last_fuzzy * B;
+        st->labeled += t->last_labeled;
+        st->correct += t->last_correct;
         /* weight each batch by its size so a short last batch counts for what it is */
         st->loss += loss * B;
         st->recon += recon * B;
@@ -398,6 +506,7 @@ int fz_trainer_evaluate(fz_trainer *t, const fz_trainset *ds, fz_epoch_stats *st
         st->loss /= wsum;
         st->recon /= wsum;
         st->kl /= wsum;
+        st->fuzzy /= wsum;
     }
     st->seconds = now() - t0;
     return 0;
@@ -424,6 +533,9 @@ int fz_field_shape3(const fz_field *f, fz_shape *s, fz_err *err)
 void fz_trainset_free(fz_trainset *ds)
 {
     free(ds->x);
+    free(ds->target);
+    free(ds->mask);
+    free(ds->label);
     memset(ds, 0, sizeof *ds);
 }
 
@@ -444,6 +556,17 @@ int fz_trainset_load(const char *path, const char *field, int drop_nonfinite, fz
         goto out;
     }
     const fz_field *f = &s->field[fi];
+    int ti = fz_schema_find(s, "target"), mi = fz_schema_find(s, "mask"),
+        li = fz_schema_find(s, "label");
+    if ((ti >= 0) != (mi >= 0) ||
+        (ti >= 0 && (s->field[ti].count != s->field[mi].count || s->field[ti].type == FZ_BYTES ||
+                     s->field[mi].type == FZ_BYTES))) {
+        fz_fail(err, FZ_EDATA, "%s: fields 'target' and 'mask' must come together, of one size",
+                fz_reader_name(r));
+        goto out;
+    }
+    if (li >= 0 && s->field[li].type == FZ_BYTES) li = -1;
+    ds->k = ti >= 0 ? s->field[ti].count : 0;
     if (fz_field_shape3(f, shape, err)) {
         fz_err_prefix(err, fz_reader_name(r));
         goto out;
@@ -472,6 +595,19 @@ int fz_trainset_load(const char *path, const char *field, int drop_nonfinite, fz
                 goto out;
             }
             ds->x = nx;
+            int32_t *nl = realloc(ds->label, ncap * sizeof(int32_t));
+            if (nl) ds->label = nl;
+            if (ds->k) {
+                float *nt = realloc(ds->target, ncap * ds->k * sizeof(float));
+                if (nt) ds->target = nt;
+                float *nm = nt ? realloc(ds->mask, ncap * ds->k * sizeof(float)) : NULL;
+                if (nm) ds->mask = nm;
+                if (!nt || !nm) nl = NULL;
+            }
+            if (!nl) {
+                fz_fail(err, FZ_ENOMEM, "%s: out of memory holding %zu rows", fz_reader_name(r), ncap);
+                goto out;
+            }
             cap = ncap;
         }
         for (long i = 0; i < n; i++) {
@@ -496,6 +632,18 @@ int fz_trainset_load(const char *path, const char *field, int drop_nonfinite, fz
                             "(use --drop-nonfinite to skip such rows)",
                             fz_reader_name(r), (unsigned long long)rowno, field, bad);
                 goto out;
+            }
+            ds->label[ds->n] = li >= 0 ? (int32_t)fz_field_get(&s->field[li], row, 0) : -1;
+            if (ds->k) {
+                fz_field_to_f32(&s->field[ti], row, ds->target + ds->n * ds->k);
+                fz_field_to_f32(&s->field[mi], row, ds->mask + ds->n * ds->k);
+                if (fz_first_nonfinite(ds->target + ds->n * ds->k, ds->k) >= 0 ||
+                    fz_first_nonfinite(ds->mask + ds->n * ds->k, ds->k) >= 0) {
+                    fz_fail(err, FZ_EDATA, "%s: row %llu has a non-finite target or mask",
+                            fz_reader_name(r),
+                            (unsigned long long)(fz_reader_rows(r) - (uint64_t)n + (uint64_t)i));
+                    goto out;
+                }
             }
             ds->n++;
         }

@@ -6,7 +6,10 @@
  *     h    = encoder(x_in)                    (B, Z) for an ae, (B, 2Z) = [mu | s] for a vae
  *     z    = h (ae)  or  mu + sigma(s) * eps  (vae, eps ~ N(0, I))
  *     xhat = decoder(z)                       (B, in)
- *     loss = recon_weight * recon(xhat, x) + beta * KL(mu, s)
+ *     m    = fuzzy(mu)                       (B, K) memberships, with a fuzzy layer (on z for
+ *                                             an ae)
+ *     loss = recon_weight * recon(xhat, x + recon_shift) + beta * KL(mu, s)
+ *            + gamma * sum(mask * (target - m)^2) / (B or the number of labeled rows)
  * then one optimiser step after gradient-norm clipping. Every random draw of an epoch
  * (order, dropout masks, noise, corruption) comes from that epoch's rng, so a run resumed
  * from an end-of-epoch checkpoint ends bit-identical to an uninterrupted one
@@ -45,6 +48,13 @@ typedef struct fz_train_conf {
     fz_reduction kl_red;
     fz_corrupt corrupt;    /* denoising: corrupt the input, compare with the clean one */
     double corrupt_level;  /* Gaussian sigma, or flip probability */
+    double recon_shift;    /* added to x to make the reconstruction target: 0.5 for inputs
+                              shifted to [-0.5, 0.5] whose decoder outputs [0, 1] */
+    double gamma;          /* weight of the fuzzy loss */
+    fz_mask_norm fuzzy_norm; /* average over the batch or over its labeled rows */
+    double redraw;         /* > 0: each row's labels are used in an epoch with this
+                              probability, drawn anew every epoch; 0: masks as given */
+    int nclasses;          /* the first nclasses fuzzy outputs are classes (for accuracy) */
 } fz_train_conf;
 
 /* Defaults for a preset name ("ae-mlp", "vae-mlp", "vae-conv"; anything else gets the
@@ -57,7 +67,11 @@ char *fz_train_conf_json(const fz_train_conf *c);
 /* A data set in memory: x (n, d). */
 typedef struct fz_trainset {
     size_t n, d;
-    float *x;
+    float *x;       /* (n, d) */
+    size_t k;       /* fuzzy outputs: 0 when the stream has no target and mask */
+    float *target;  /* (n, k) */
+    float *mask;    /* (n, k) */
+    int32_t *label; /* (n) class, -1 unknown (all -1 without a label field) */
 } fz_trainset;
 
 /* The (C, H, W) shape of a stream field: (D) is (D, 1, 1), (H, W) is (1, H, W), a scalar
@@ -75,6 +89,8 @@ void fz_trainset_free(fz_trainset *ds);
 /* Loss parts summed over an epoch, per sample. */
 typedef struct fz_epoch_stats {
     double loss, recon, kl; /* means over batches, as the optimiser saw them (unweighted parts) */
+    double fuzzy;           /* the fuzzy loss part (unweighted) */
+    size_t labeled, correct; /* rows with a label in [0, nclasses), and those classified right */
     size_t samples;
     double seconds;
     double lr;

@@ -31,7 +31,9 @@ typedef struct options {
     /* which training settings the user gave (the rest come from the preset) */
     int set_batch, set_lr, set_optim, set_wd, set_clip, set_loss, set_red, set_rw, set_beta,
         set_kl, set_mom;
-    double lr, wd, clip, rw, beta, momentum;
+    double lr, wd, clip, rw, beta, momentum, gamma, redraw;
+    int set_gamma, set_fnorm, set_redraw;
+    fz_mask_norm fnorm;
     int batch;
     fz_opt_kind optim;
     fz_recon recon;
@@ -67,6 +69,11 @@ static void help(void)
         "  --recon-weight W  --beta B      weights of reconstruction and KL\n"
         "  --kl logvar|softplus   KL form for a vae (see fz-train(1))\n"
         "  --denoise gauss:SIGMA|flip:P    corrupt inputs, compare with the clean ones\n"
+        "\nFuzzy layer (models with one; the stream gives target and mask, see fz-mask(1)):\n"
+        "  --gamma G              weight of the fuzzy loss (default 1)\n"
+        "  --fuzzy-norm batch|labeled  average it over the batch or its labeled rows\n"
+        "  --redraw P             use each row's labels with probability P, anew every\n"
+        "                         epoch (default: the stream's mask_redraw, else off)\n"
         "\nData and output:\n"
         "  -f field     input field (default x)\n"
         "  -v valid     validation stream, evaluated after every epoch\n"
@@ -86,7 +93,7 @@ static int die_usage(const char *msg)
 
 enum {
     OPT_OPTIM = 256, OPT_WD, OPT_MOM, OPT_CLIP, OPT_SCHED, OPT_LOSS, OPT_RED, OPT_RW, OPT_BETA,
-    OPT_KL, OPT_DENOISE, OPT_DROP
+    OPT_KL, OPT_DENOISE, OPT_DROP, OPT_GAMMA, OPT_FNORM, OPT_REDRAW
 };
 
 static int parse_options(int argc, char **argv, options *o)
@@ -99,6 +106,8 @@ static int parse_options(int argc, char **argv, options *o)
         {"recon-weight", required_argument, 0, OPT_RW}, {"beta", required_argument, 0, OPT_BETA},
         {"kl", required_argument, 0, OPT_KL}, {"denoise", required_argument, 0, OPT_DENOISE},
         {"drop-nonfinite", no_argument, 0, OPT_DROP}, {"help", no_argument, 0, 'h'},
+        {"gamma", required_argument, 0, OPT_GAMMA}, {"fuzzy-norm", required_argument, 0, OPT_FNORM},
+        {"redraw", required_argument, 0, OPT_REDRAW},
         {0, 0, 0, 0}};
     fz_err err;
     long v;
@@ -197,6 +206,20 @@ static int parse_options(int argc, char **argv, options *o)
             break;
         }
         case OPT_DROP: o->drop_nonfinite = 1; break;
+        case OPT_GAMMA:
+            if (fz_parse_double(optarg, 0, 1e9, &o->gamma, "--gamma", &err)) goto bad;
+            o->set_gamma = 1;
+            break;
+        case OPT_FNORM:
+            if (strcmp(optarg, "batch") == 0) o->fnorm = FZ_MASK_PER_BATCH;
+            else if (strcmp(optarg, "labeled") == 0) o->fnorm = FZ_MASK_PER_ACTIVE;
+            else return die_usage("--fuzzy-norm: expected batch or labeled");
+            o->set_fnorm = 1;
+            break;
+        case OPT_REDRAW:
+            if (fz_parse_double(optarg, 0, 1, &o->redraw, "--redraw", &err)) goto bad;
+            o->set_redraw = 1;
+            break;
         default: usage(stderr); return 2;
         }
     }
@@ -267,6 +290,9 @@ static void apply_overrides(options *o, const char *preset, fz_model_kind kind)
     if (o->set_rw) c.recon_weight = o->rw;
     if (o->set_beta) c.beta = o->beta;
     if (o->set_kl) c.kl_form = o->kl;
+    if (o->set_gamma) c.gamma = o->gamma;
+    if (o->set_fnorm) c.fuzzy_norm = o->fnorm;
+    if (o->set_redraw) c.redraw = o->redraw;
     o->conf = c;
 }
 
@@ -306,8 +332,10 @@ static int on_batch(void *ctx, long epoch, long batch, long nbatches, const fz_e
     double rate = st->seconds > 0 ? (double)st->samples / st->seconds : 0;
     double left = st->seconds / batch * (nbatches - batch);
     fmt_time(left, eta, sizeof eta);
-    fprintf(stderr, "\r\033[Kepoch %ld/%ld [%s] %ld/%ld loss %.5g (recon %.5g kl %.4g) %.0f/s ETA %s",
-            epoch, p->epochs, bar, batch, nbatches, st->loss, st->recon, st->kl, rate, eta);
+    char acc[32] = "";
+    if (st->labeled) snprintf(acc, sizeof acc, " acc %.1f%%", 100.0 * st->correct / st->labeled);
+    fprintf(stderr, "\r\033[Kepoch %ld/%ld [%s] %ld/%ld loss %.5g (recon %.5g kl %.4g)%s %.0f/s ETA %s",
+            epoch, p->epochs, bar, batch, nbatches, st->loss, st->recon, st->kl, acc, rate, eta);
     return 0;
 }
 
@@ -319,7 +347,8 @@ static FILE *open_log(const char *path, int append, fz_err *err)
         return NULL;
     }
     if (!append || ftell(f) == 0)
-        fprintf(f, "epoch\tloss\trecon\tkl\tval_loss\tval_recon\tval_kl\tlr\tseconds\tsamples_per_s\tgrad_norm\n");
+        fprintf(f, "epoch\tloss\trecon\tkl\tval_loss\tval_recon\tval_kl\tlr\tseconds\tsamples_per_s"
+                   "\tgrad_norm\tfuzzy\taccuracy\tval_fuzzy\tval_accuracy\n");
     return f;
 }
 
@@ -329,13 +358,29 @@ static int fail(const fz_err *err)
     return 1;
 }
 
+/* What the stream's metadata says about training: inputs shifted to [-0.5, 0.5] are
+ * reconstructed in [0, 1]; the number of classes; the redraw probability of fz-mask. */
+static void stream_settings(fz_train_conf *c, const char *stream_meta, int take_redraw)
+{
+    fz_err err;
+    fz_json *j = stream_meta ? fz_json_parse(stream_meta, strlen(stream_meta), &err) : NULL;
+    if (!j) return;
+    const char *mode = fz_json_str(fz_json_get(fz_json_get(j, "norm"), "mode"));
+    if (mode && strcmp(mode, "shift") == 0) c->recon_shift = 0.5;
+    const fz_json *cl = fz_json_get(j, "classes");
+    if (cl && fz_json_type(cl) == FZ_JARR) c->nclasses = (int)fz_json_len(cl);
+    double r = fz_json_num(fz_json_get(j, "mask_redraw"), 0);
+    if (take_redraw && r > 0 && r <= 1) c->redraw = r;
+    fz_json_free(j);
+}
+
 /* Class names and normalisation travel from the stream into the model. */
 static void carry_meta(fz_model *m, const char *stream_meta)
 {
     fz_err err;
     fz_json *j = fz_json_parse(stream_meta, strlen(stream_meta), &err);
     if (!j) return;
-    static const char *const keys[] = {"classes", "norm", "features", NULL};
+    static const char *const keys[] = {"classes", "norm", "features", "outputs", "attributes", NULL};
     for (const char *const *k = keys; *k; k++) {
         const fz_json *v = fz_json_get(j, *k);
         if (!v) continue;
@@ -429,6 +474,15 @@ int main(int argc, char **argv)
         if (rc) return finish(fail(&err));
     }
     apply_overrides(&o, preset, m.arch.kind);
+    stream_settings(&o.conf, meta, !o.set_redraw);
+    if (m.has_fuzzy && train.k && train.k != (size_t)m.fuzzy.K) {
+        fprintf(stderr, "%s: the stream's target and mask have %zu outputs, the model's fuzzy layer %d\n",
+                prog, train.k, m.fuzzy.K);
+        return finish(1);
+    }
+    if (m.has_fuzzy && !train.k && !o.quiet)
+        fprintf(stderr, "%s: the stream has no target and mask (see fz-mask(1)): the fuzzy layer "
+                        "will not train\n", prog);
     if (o.sched && fz_sched_parse(o.sched, o.conf.sched.lr, &o.conf.sched, &err)) {
         fprintf(stderr, "%s: %s\n", prog, err.msg);
         return finish(2);
@@ -441,8 +495,6 @@ int main(int argc, char **argv)
         return finish(1);
     }
     carry_meta(&m, meta);
-    free(meta);
-    meta = NULL;
     char *conf_json = fz_train_conf_json(&o.conf);
     if (conf_json && preset) { /* remember the preset so that -R applies the same defaults */
         size_t n = strlen(conf_json);
@@ -488,14 +540,25 @@ int main(int argc, char **argv)
         if (!o.quiet) {
             fprintf(stderr, "epoch %ld/%d loss %.6g recon %.6g kl %.5g", m.epoch, o.conf.epochs,
                     es.loss, es.recon, es.kl);
+            if (m.has_fuzzy) fprintf(stderr, " fuzzy %.5g", es.fuzzy);
+            if (es.labeled) fprintf(stderr, " acc %.2f%%", 100.0 * es.correct / es.labeled);
             if (valid.n) fprintf(stderr, " | valid loss %.6g recon %.6g kl %.5g", vs.loss, vs.recon, vs.kl);
+            if (valid.n && m.has_fuzzy) fprintf(stderr, " fuzzy %.5g", vs.fuzzy);
+            if (vs.labeled) fprintf(stderr, " acc %.2f%%", 100.0 * vs.correct / vs.labeled);
             fprintf(stderr, " | %.1f s, %.0f samples/s\n", es.seconds, rate);
         }
         if (log_file) {
             fprintf(log_file, "%ld\t%.9g\t%.9g\t%.9g\t", m.epoch, es.loss, es.recon, es.kl);
             if (valid.n) fprintf(log_file, "%.9g\t%.9g\t%.9g\t", vs.loss, vs.recon, vs.kl);
             else fprintf(log_file, "\t\t\t");
-            fprintf(log_file, "%.9g\t%.3f\t%.1f\t%.6g\n", es.lr, es.seconds, rate, es.grad_norm);
+            fprintf(log_file, "%.9g\t%.3f\t%.1f\t%.6g\t%.9g\t", es.lr, es.seconds, rate,
+                    es.grad_norm, es.fuzzy);
+            if (es.labeled) fprintf(log_file, "%.6f", (double)es.correct / es.labeled);
+            fputc('\t', log_file);
+            if (valid.n) fprintf(log_file, "%.9g", vs.fuzzy);
+            fputc('\t', log_file);
+            if (vs.labeled) fprintf(log_file, "%.6f", (double)vs.correct / vs.labeled);
+            fputc('\n', log_file);
             fflush(log_file);
         }
     }
