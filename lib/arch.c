@@ -346,6 +346,17 @@ static void format_size(fz_sbuf *b, const fz_layer_spec *s)
     }
 }
 
+/* The shortest text that reads back as the same float: 0.3, not 0.300000012. */
+static void put_float(fz_sbuf *b, float v)
+{
+    char buf[32];
+    for (int prec = 1; prec <= 9; prec++) {
+        snprintf(buf, sizeof buf, "%.*g", prec, (double)v);
+        if ((float)strtod(buf, NULL) == v) break;
+    }
+    fz_sbuf_printf(b, "(%s)", buf);
+}
+
 static void format_layers(fz_sbuf *b, const fz_layer_spec *L, int n)
 {
     for (int i = 0; i < n; i++) {
@@ -365,8 +376,8 @@ static void format_layers(fz_sbuf *b, const fz_layer_spec *L, int n)
             if (s->kind == FZ_CONVT2D && s->out_pad) fz_sbuf_printf(b, ",%d", s->out_pad);
             fz_sbuf_putc(b, ')');
             break;
-        case FZ_DROPOUT: fz_sbuf_printf(b, "(%.9g)", s->p); break;
-        case FZ_LEAKYRELU: fz_sbuf_printf(b, "(%.9g)", s->slope); break;
+        case FZ_DROPOUT: put_float(b, s->p); break;
+        case FZ_LEAKYRELU: put_float(b, s->slope); break;
         case FZ_UNFLATTEN: fz_sbuf_printf(b, "(%d,%d,%d)", s->uc, s->uh, s->uw); break;
         default: break;
         }

@@ -107,6 +107,7 @@ void fz_model_free(fz_model *m)
     free(m->buffers);
     free(m->arch_text);
     free(m->opt_state);
+    free(m->ref_scores);
     for (int i = 0; i < m->nmeta; i++) {
         free(m->meta_key[i]);
         free(m->meta_val[i]);
@@ -290,6 +291,10 @@ int fz_model_save(const fz_model *m, const char *path, const fz_optim *opt, fz_e
             fz_st_add(c.w, "fuzzy.active", "U8", m->fuzzy.active, (size_t)m->fuzzy.K, 1, as, err))
             goto out;
     }
+    if (m->ref_scores && m->nref > 0) {
+        int64_t rs[1] = {m->nref};
+        if (fz_st_add_f32(c.w, "fuzzy.ref_scores", m->ref_scores, 1, rs, err)) goto out;
+    }
     if (opt && fz_optim_state_len(opt)) {
         int64_t shp[1] = {(int64_t)fz_optim_state_len(opt)};
         if (fz_st_add_f32(c.w, "optim.state", opt->state, 1, shp, err)) goto out;
@@ -395,6 +400,17 @@ int fz_model_load(fz_model *m, const char *path, fz_err *err)
     long v;
     if (ep && fz_parse_long(ep, 0, 1L << 40, &v, "epoch", err) == 0) m->epoch = v;
     if (st && fz_parse_long(st, 0, 1L << 40, &v, "step", err) == 0) m->step = v;
+    const fz_st_tensor *rs = fz_st_find(f, "fuzzy.ref_scores");
+    if (rs && strcmp(rs->dtype, "F32") == 0 && rs->ndim == 1 && rs->shape[0] > 0 &&
+        rs->shape[0] <= 100000) {
+        m->nref = (int)rs->shape[0];
+        m->ref_scores = malloc(rs->nbytes);
+        if (!m->ref_scores) {
+            fz_fail(err, FZ_ENOMEM, "out of memory");
+            goto fail;
+        }
+        memcpy(m->ref_scores, fz_st_data(f, rs), rs->nbytes);
+    }
     const fz_st_tensor *os = fz_st_find(f, "optim.state");
     const char *ok = fz_st_meta(f, "optim");
     if (os && ok && strcmp(os->dtype, "F32") == 0 && os->ndim == 1) {
@@ -436,6 +452,15 @@ int fz_model_reserve(fz_model *m, int max_batch, fz_err *err)
 void fz_model_memberships(fz_model *m, const float *mu, int B, float *memb)
 {
     fz_fuzzy_forward(&m->fuzzy, mu, memb, B);
+}
+
+double fz_anomaly_score(const float *m, int K, int nclasses)
+{
+    int n = nclasses > 0 && nclasses <= K ? nclasses : K;
+    float best = 0;
+    for (int k = 0; k < n; k++)
+        if (m[k] > best) best = m[k];
+    return 1.0 - best;
 }
 
 int fz_model_terms(const fz_model *m) { return m->has_fuzzy ? m->fuzzy.K : 0; }

@@ -40,6 +40,8 @@ typedef struct fz_model {
     long step;            /* optimiser steps taken */
     int nmeta;
     char *meta_key[FZ_MODEL_MAX_META], *meta_val[FZ_MODEL_MAX_META];
+    float *ref_scores;    /* (nref) sorted, or NULL */
+    int nref;
     /* optimiser checkpoint found in a loaded file (NULL if none) */
     float *opt_state;
     size_t opt_len;
@@ -71,6 +73,13 @@ void fz_model_encode(fz_model *m, const float *x, int B, float *mu, float *s);
 const float *fz_model_decode(fz_model *m, const float *z, int B);
 /* Memberships of latent means: mu (B, Z) -> m (B, K); needs a fuzzy layer. */
 void fz_model_memberships(fz_model *m, const float *mu, int B, float *memb);
+/* The anomaly score of one row's memberships m (K): 1 - the largest membership among the
+ * first nclasses outputs (all when nclasses <= 0): 0 deep inside a class's domain, 1 far
+ * from every term. Higher = more anomalous. */
+double fz_anomaly_score(const float *m, int K, int nclasses);
+/* Reference scores: sorted quantiles of the training data's anomaly scores, stored in the
+ * model ("fuzzy.ref_scores", F32) so a threshold can be derived from a contamination rate. */
+#define FZ_REF_SCORES 1001
 /* Number of fuzzy outputs (0 without a fuzzy layer). */
 int fz_model_terms(const fz_model *m);
 

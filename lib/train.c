@@ -663,3 +663,42 @@ out:
     if (rc) fz_trainset_free(ds);
     return rc;
 }
+
+static int cmp_float(const void *a, const void *b)
+{
+    float x = *(const float *)a, y = *(const float *)b;
+    return (x > y) - (x < y);
+}
+
+int fz_trainer_reference_scores(fz_trainer *t, const fz_trainset *ds, fz_err *err)
+{
+    fz_model *m = t->m;
+    if (!m->has_fuzzy || ds->n == 0) return 0;
+    float *scores = malloc(ds->n * sizeof(float));
+    float *q = malloc(FZ_REF_SCORES * sizeof(float));
+    if (!scores || !q) {
+        free(scores);
+        free(q);
+        return fz_fail(err, FZ_ENOMEM, "out of memory");
+    }
+    int K = m->fuzzy.K;
+    for (size_t start = 0; start < ds->n; start += (size_t)t->B) {
+        int B = (int)((ds->n - start) < (size_t)t->B ? ds->n - start : (size_t)t->B);
+        fz_model_encode(m, ds->x + start * t->D, B, t->mu, NULL);
+        fz_model_memberships(m, t->mu, B, t->memb);
+        for (int b = 0; b < B; b++)
+            scores[start + (size_t)b] =
+                (float)fz_anomaly_score(t->memb + (size_t)b * K, K, t->c.nclasses);
+    }
+    qsort(scores, ds->n, sizeof(float), cmp_float);
+    /* quantile i/(Q-1), nearest rank */
+    for (int i = 0; i < FZ_REF_SCORES; i++) {
+        size_t r = (size_t)((double)i / (FZ_REF_SCORES - 1) * (double)(ds->n - 1) + 0.5);
+        q[i] = scores[r];
+    }
+    free(scores);
+    free(m->ref_scores);
+    m->ref_scores = q;
+    m->nref = FZ_REF_SCORES;
+    return 0;
+}

@@ -266,6 +266,22 @@ static char *arch_text(const char *a, int latent, fz_err *err)
     return buf;
 }
 
+/* A preset's fuzzy layer gets as many terms as the stream has outputs (fz-mask decides:
+ * 10 digits, or 12 with loop/open): "fuzzy = gauss(10)" -> "fuzzy = gauss(12)". */
+static char *preset_terms(char *text, size_t k)
+{
+    char *f = strstr(text, "fuzzy = ");
+    char *paren = f ? strchr(f, '(') : NULL;
+    char *close = paren ? strchr(paren, ')') : NULL;
+    if (!close) return text;
+    size_t need = strlen(text) + 32;
+    char *out = malloc(need);
+    if (!out) return text;
+    snprintf(out, need, "%.*s(%zu%s", (int)(paren - text), text, k, close);
+    free(text);
+    return out;
+}
+
 /* Settings the user gave override the preset's defaults. */
 static void apply_overrides(options *o, const char *preset, fz_model_kind kind)
 {
@@ -468,6 +484,7 @@ int main(int argc, char **argv)
     } else {
         char *text = arch_text(o.arch ? o.arch : "vae-mlp", o.latent, &err);
         if (!o.arch) preset = "vae-mlp";
+        if (text && preset && train.k) text = preset_terms(text, train.k);
         if (!text) return finish(fail(&err));
         rc = fz_model_create(&m, text, shape, o.conf.seed, &err);
         free(text);
@@ -529,6 +546,12 @@ int main(int argc, char **argv)
             break;
         }
         if (valid.n && fz_trainer_evaluate(t, &valid, &vs, &err)) {
+            rc = fail(&err);
+            break;
+        }
+        /* After the last epoch the model also carries the training data's anomaly scores. */
+        if (m.epoch == o.conf.epochs && m.has_fuzzy &&
+            fz_trainer_reference_scores(t, &train, &err)) {
             rc = fail(&err);
             break;
         }
