@@ -69,6 +69,35 @@ expect_exit 0 fz-train -a vae-conv -B 8 -m 1 -o "$T/conv.st" "$T/tiny.npy"
 fz-encode -i "$T/conv.st" "$T/tiny.npy" | fz-info -n 0 | grep -q '^rows: *24$' || fail "vae-conv encode"
 expect_exit 0 fz-train -a ae-mlp --denoise flip:0.1 -m 1 -o "$T/dn.st" "$T/train.npy"
 
+# --- the fuzzy CVAE: masked labels train a fuzzy layer on mu ---
+fz-mask -a "$FZ_ROOT/pipelines/loopopen.txt" "$T/train.npy" >"$T/masked.npy" || fail "fz-mask"
+expect_exit 0 fz-train -a fcvae-mlp -m 4 -r 5e-3 -l "$T/fc.tsv" -o "$T/fc.st" "$T/masked.npy"
+grep -qE '^epoch 4/4 .* fuzzy [0-9.e-]+ acc [0-9.]+%' "$T/err" || fail "no fuzzy loss or accuracy: $(cat "$T/err")"
+awk -F'\t' 'NR == 2 { a = $12 } NR == 5 { b = $12 } END { exit !(b < a) }' "$T/fc.tsv" ||
+    fail "the fuzzy loss did not fall: $(cut -f1,12,13 "$T/fc.tsv" | tr '\n' ' ')"
+"$PY" - "$T/fc.st" <<'PY' || fail "fuzzy model file"
+import json, struct, sys
+b = open(sys.argv[1], "rb").read()
+n = struct.unpack("<Q", b[:8])[0]
+h = json.loads(b[8:8 + n])
+meta = h["__metadata__"]
+assert "fuzzy = gauss(12)" in meta["arch"], meta["arch"]   # 10 digits + loop/open
+assert json.loads(meta["outputs"])[-2:] == ["loop", "open"], meta["outputs"]
+assert h["fuzzy.centers"]["shape"] == [12, 2], h["fuzzy.centers"]
+assert h["fuzzy.ref_scores"]["shape"] == [1001], h["fuzzy.ref_scores"]
+PY
+# the fuzzy layer must match the stream's outputs; a redraw probability is honoured
+fz-mask "$T/train.npy" >"$T/ten.npy"
+expect_exit 1 fz-train -i "$T/fc.st" -m 1 -o "$T/fc2.st" "$T/ten.npy"
+expect_err 'target and mask have 10 outputs, the model.s fuzzy layer 12'
+fz-mask -a "$FZ_ROOT/pipelines/loopopen.txt" --redraw 0.5 "$T/train.npy" >"$T/redraw.npy"
+expect_exit 0 fz-train -a fcvae-mlp -m 1 -o "$T/rd.st" "$T/redraw.npy"
+"$PY" -c "
+import json, struct, sys
+b = open(sys.argv[1], 'rb').read(); n = struct.unpack('<Q', b[:8])[0]
+t = json.loads(json.loads(b[8:8 + n])['__metadata__']['train'])
+assert t['redraw'] == 0.5, t" "$T/rd.st" || fail "mask_redraw not honoured"
+
 # --- bad input: one line, exit 1 ---
 expect_exit 1 fz-encode -i "$T/wdbc.st" "$T/test.npy"
 expect_err 'has shape \(1, 28, 28\), the model .* takes \(30,\)'
