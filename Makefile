@@ -86,8 +86,12 @@ uninstall:
 	rm -f $(addprefix $(DESTDIR)$(PREFIX)/bin/,$(notdir $(TOOLS)))
 	for m in $(MAN); do s=$${m##*.}; rm -f $(DESTDIR)$(PREFIX)/share/man/man$$s/$$(basename $$m); done
 
-bench: all
+bench: all $(O)/bench-layers
 	bash bench/run.sh
+
+# Per-layer timing against OpenBLAS's own sgemm: OPENBLAS_NUM_THREADS=1 build/bench-layers
+$(O)/bench-layers: bench/layers.c $(O)/libfz.a $(wildcard lib/*.h)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $< $(O)/libfz.a $(LDLIBS)
 
 clean:
 	rm -rf build build-san

@@ -1,4 +1,5 @@
-/* conv.c - Conv2d and ConvTranspose2d through im2col/col2im and one sgemm per sample.
+/* conv.c - Conv2d and ConvTranspose2d through im2col/col2im and one sgemm per product for
+ * a whole chunk of samples.
  *
  * im2col turns one image (C, H, W) into columns (C*k*k, Ho*Wo): row (c, ki, kj) holds, for
  * every output position (oh, ow), the input pixel (c, oh*s - p + ki, ow*s - p + kj) or 0
@@ -6,18 +7,120 @@
  * convolution is W (out_c, in_c*k*k) times the columns. col2im is its adjoint: it adds
  * every column entry back onto its pixel. A transposed convolution is the adjoint of a
  * convolution, so its forward is a gemm followed by col2im and its backward an im2col
- * followed by gemms. 1x1 kernels with stride 1 and no padding skip the columns entirely.
+ * followed by gemms.
+ *
+ * The columns of the m samples of a chunk are laid side by side, (C*k*k, m*Ho*Wo), so
+ * that every product is one sgemm with a wide N (or K, for the weight gradient) instead
+ * of m narrow ones: OpenBLAS reaches its full rate only on such shapes. The price is that
+ * the grid-sized operand of the product is channel-major over the chunk, (C, m*Ho*Wo),
+ * while the tensors are sample-major, (m, C, Ho, Wo): one copy gathers or scatters it, and
+ * that pass also adds the bias or sums its gradient.
  */
+#include <limits.h>
 #include <string.h>
 
 #include "blas.h"
 #include "nn.h"
+
+/* Scratch budget of one layer in floats (2 MB): the chunk's columns are written by
+ * im2col and read right away by the sgemm, and measured on vae-conv's layers a chunk that
+ * stays in the L2 cache is as fast as or faster than one that spans the whole batch (the
+ * products of a wide chunk run at the same rate, but im2col and col2im then stream through
+ * main memory). Override at build time with -DFZ_CONV_SCRATCH=... ; FZ_CONV_CHUNK caps
+ * the samples of a chunk. */
+#ifndef FZ_CONV_SCRATCH
+#define FZ_CONV_SCRATCH ((size_t)1 << 19)
+#endif
+#ifndef FZ_CONV_CHUNK
+#define FZ_CONV_CHUNK 256
+#endif
 
 /* An image of (C, H, W) seen by a k x k window with stride s and padding p at Ho x Wo
  * positions. */
 typedef struct geom {
     int C, H, W, k, s, p, Ho, Wo;
 } geom;
+
+/* ---- small vector loops ------------------------------------------------------------- */
+
+/* Blocks of 8 with restrict pointers: gcc and clang vectorise these at -O2, where a plain
+ * loop of unknown length is left scalar. The rows here are short (12 to 28 floats), so the
+ * tails are fixed-size pieces too: a tail loop would be turned into a memcpy call, which
+ * for 48 bytes costs more than the copy. */
+static inline void copy_f(float *restrict d, const float *restrict s, int n)
+{
+    int i = 0;
+    for (; i + 8 <= n; i += 8) memcpy(d + i, s + i, 8 * sizeof(float));
+    if (n & 4) {
+        memcpy(d + i, s + i, 4 * sizeof(float));
+        i += 4;
+    }
+    if (n & 2) {
+        memcpy(d + i, s + i, 2 * sizeof(float));
+        i += 2;
+    }
+    if (n & 1) d[i] = s[i];
+}
+
+/* d += s */
+static inline void add_f(float *restrict d, const float *restrict s, int n)
+{
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int t = 0; t < 8; t++) d[i + t] += s[i + t];
+    if (n & 4) {
+        for (int t = 0; t < 4; t++) d[i + t] += s[i + t];
+        i += 4;
+    }
+    if (n & 2) {
+        d[i] += s[i];
+        d[i + 1] += s[i + 1];
+        i += 2;
+    }
+    if (n & 1) d[i] += s[i];
+}
+
+/* d = s + b */
+static inline void copy_add_f(float *restrict d, const float *restrict s, float b, int n)
+{
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int t = 0; t < 8; t++) d[i + t] = s[i + t] + b;
+    for (; i < n; i++) d[i] = s[i] + b;
+}
+
+/* d = s, returning the sum of s */
+static inline float copy_sum_f(float *restrict d, const float *restrict s, int n)
+{
+    float acc[8] = {0};
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int t = 0; t < 8; t++) {
+            d[i + t] = s[i + t];
+            acc[t] += s[i + t];
+        }
+    float sum = 0.0f;
+    for (; i < n; i++) {
+        d[i] = s[i];
+        sum += s[i];
+    }
+    for (int t = 0; t < 8; t++) sum += acc[t];
+    return sum;
+}
+
+static inline float sum_f(const float *s, int n)
+{
+    float acc[8] = {0};
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int t = 0; t < 8; t++) acc[t] += s[i + t];
+    float sum = 0.0f;
+    for (; i < n; i++) sum += s[i];
+    for (int t = 0; t < 8; t++) sum += acc[t];
+    return sum;
+}
+
+/* ---- im2col / col2im ---------------------------------------------------------------- */
 
 /* First and one-past-last output index o with 0 <= o*s - p + kk < n. */
 static void valid_range(int n, int s, int p, int kk, int no, int *lo, int *hi)
@@ -32,8 +135,9 @@ static void valid_range(int n, int s, int p, int kk, int no, int *lo, int *hi)
     *hi = h;
 }
 
-/* img (C, H, W) -> col (C*k*k, Ho*Wo) */
-static void im2col(const geom *g, const float *img, float *col)
+/* img (C, H, W) -> col (C*k*k, Ho*Wo), rows ld floats apart (ld >= Ho*Wo: the columns of
+ * several samples sit side by side in one matrix). */
+static void im2col(const geom *g, const float *img, float *col, size_t ld)
 {
     int k = g->k, s = g->s, Ho = g->Ho, Wo = g->Wo;
     for (int c = 0; c < g->C; c++)
@@ -43,7 +147,7 @@ static void im2col(const geom *g, const float *img, float *col)
             for (int kj = 0; kj < k; kj++) {
                 int wlo, whi;
                 valid_range(g->W, s, g->p, kj, Wo, &wlo, &whi);
-                float *row = col + ((size_t)(c * k + ki) * k + kj) * Ho * Wo;
+                float *row = col + ((size_t)(c * k + ki) * k + kj) * ld;
                 for (int oh = 0; oh < Ho; oh++) {
                     float *r = row + (size_t)oh * Wo;
                     if (oh < hlo || oh >= hhi) {
@@ -54,7 +158,7 @@ static void im2col(const geom *g, const float *img, float *col)
                     int off = kj - g->p;
                     for (int ow = 0; ow < wlo; ow++) r[ow] = 0.0f;
                     if (s == 1)
-                        memcpy(r + wlo, src + wlo + off, (size_t)(whi - wlo) * sizeof(float));
+                        copy_f(r + wlo, src + wlo + off, whi - wlo);
                     else
                         for (int ow = wlo; ow < whi; ow++) r[ow] = src[ow * s + off];
                     for (int ow = whi; ow < Wo; ow++) r[ow] = 0.0f;
@@ -63,11 +167,16 @@ static void im2col(const geom *g, const float *img, float *col)
         }
 }
 
-/* img (C, H, W) = sum of col (C*k*k, Ho*Wo) entries onto their pixels (img overwritten) */
-static void col2im(const geom *g, const float *col, float *img)
+/* img (C, H, W) = init + the sum of the col (C*k*k, Ho*Wo) entries (rows ld floats apart)
+ * onto their pixels; init (C) is one value per channel, or NULL for zero. */
+static void col2im(const geom *g, const float *col, size_t ld, float *img, const float *init)
 {
     int k = g->k, s = g->s, Ho = g->Ho, Wo = g->Wo;
-    memset(img, 0, (size_t)g->C * g->H * g->W * sizeof(float));
+    size_t HW = (size_t)g->H * g->W;
+    for (int c = 0; c < g->C; c++) {
+        float v = init ? init[c] : 0.0f;
+        for (size_t j = 0; j < HW; j++) img[c * HW + j] = v;
+    }
     for (int c = 0; c < g->C; c++)
         for (int ki = 0; ki < k; ki++) {
             int hlo, hhi;
@@ -75,20 +184,18 @@ static void col2im(const geom *g, const float *col, float *img)
             for (int kj = 0; kj < k; kj++) {
                 int wlo, whi;
                 valid_range(g->W, s, g->p, kj, Wo, &wlo, &whi);
-                const float *row = col + ((size_t)(c * k + ki) * k + kj) * Ho * Wo;
+                const float *row = col + ((size_t)(c * k + ki) * k + kj) * ld;
                 int off = kj - g->p;
                 for (int oh = hlo; oh < hhi; oh++) {
                     const float *r = row + (size_t)oh * Wo;
                     float *dst = img + ((size_t)c * g->H + (oh * s - g->p + ki)) * g->W;
-                    for (int ow = wlo; ow < whi; ow++) dst[ow * s + off] += r[ow];
+                    if (s == 1)
+                        add_f(dst + wlo + off, r + wlo, whi - wlo);
+                    else
+                        for (int ow = wlo; ow < whi; ow++) dst[ow * s + off] += r[ow];
                 }
             }
         }
-}
-
-static int pointwise(const fz_layer *L)
-{
-    return L->k == 1 && L->stride == 1 && L->pad == 0 && L->out_pad == 0;
 }
 
 /* The window geometry: for Conv2d the input image sampled at the output grid; for
@@ -109,11 +216,48 @@ static geom geometry(const fz_layer *L)
     return g;
 }
 
-size_t fz_conv_scratch_floats(const fz_layer *L)
+/* ---- scratch and chunks ------------------------------------------------------------- */
+
+/* The products run over chunks of samples at once: the columns of a chunk sit side by side
+ * in one matrix, so each product is one large sgemm instead of one small one per sample.
+ * Scratch per sample: the columns (rows x grid) and the layer's grid-sized operand in
+ * channel-major order (Conv2d: dy or the product's output, (out_c, grid); ConvTranspose2d:
+ * x or dx, (in_c, grid)). */
+static size_t per_sample(const fz_layer *L)
 {
-    if (pointwise(L)) return 0;
     geom g = geometry(L);
-    return (size_t)g.C * g.k * g.k * g.Ho * g.Wo;
+    size_t grid = (size_t)g.Ho * g.Wo;
+    int other = L->kind == FZ_CONV2D ? L->out.c : L->in.c;
+    return ((size_t)g.C * g.k * g.k + (size_t)other) * grid;
+}
+
+/* Samples per chunk for batches of up to max_batch: L->chunk when set, else as many as fit
+ * in FZ_CONV_SCRATCH floats (at least one) and no more than FZ_CONV_CHUNK. */
+static int max_chunk(const fz_layer *L, int max_batch)
+{
+    size_t per = per_sample(L), n = per ? FZ_CONV_SCRATCH / per : 1;
+    if (n > FZ_CONV_CHUNK) n = FZ_CONV_CHUNK;
+    if (L->chunk > 0) n = (size_t)L->chunk;
+    /* a chunk's columns are one matrix of n * grid columns, an int for sgemm */
+    geom g = geometry(L);
+    size_t grid = (size_t)g.Ho * g.Wo;
+    if (n > (size_t)INT_MAX / grid) n = (size_t)INT_MAX / grid;
+    if (n < 1) n = 1;
+    if (max_batch >= 1 && (size_t)max_batch < n) n = (size_t)max_batch;
+    return (int)n;
+}
+
+size_t fz_conv_scratch_floats(const fz_layer *L, int max_batch)
+{
+    return per_sample(L) * (size_t)max_chunk(L, max_batch);
+}
+
+/* Chunk size for a batch of B: B split into equal chunks of at most the reserved size. */
+static int chunk_for(const fz_layer *L, int B)
+{
+    int c = max_chunk(L, L->max_batch);
+    int nchunks = (B + c - 1) / c;
+    return (B + nchunks - 1) / nchunks;
 }
 
 /* ---- construction ------------------------------------------------------------------- */
@@ -201,109 +345,104 @@ int fz_convt2d_init(fz_layer *L, int in_c, int in_h, int in_w, int out_c, int k,
 
 /* ---- compute ------------------------------------------------------------------------ */
 
-/* y (C, S) rows set to the bias (or zero) */
-static void fill_bias(const fz_layer *L, float *y, int C, size_t S)
-{
-    for (int c = 0; c < C; c++) {
-        float b = L->has_bias ? L->bias[c] : 0.0f;
-        for (size_t j = 0; j < S; j++) y[(size_t)c * S + j] = b;
-    }
-}
-
-static void add_bias_grad(const fz_layer *L, const float *dy, int C, size_t S)
-{
-    if (!L->has_bias) return;
-    for (int c = 0; c < C; c++) {
-        float s = 0.0f;
-        for (size_t j = 0; j < S; j++) s += dy[(size_t)c * S + j];
-        L->dbias[c] += s;
-    }
-}
-
+/* Conv2d over a chunk of m samples, S = Ho*Wo grid positions, ld = m*S:
+ *   col (C*k*k, ld)    im2col of the m inputs side by side
+ *   t   (O, ld)        W (O, C*k*k) * col, then scattered to y (m, O, S) with the bias */
 void fz_conv2d_forward(fz_layer *L, const float *x, float *y, int B)
 {
     geom g = geometry(L);
     int O = L->out.c, CKK = g.C * g.k * g.k, S = g.Ho * g.Wo;
     size_t in = fz_layer_in_size(L), out = fz_layer_out_size(L);
-    for (int n = 0; n < B; n++) {
-        const float *xn = x + n * in; /* (C, H, W) */
-        float *yn = y + n * out;      /* (O, Ho, Wo) */
-        const float *col = xn;        /* (C*k*k, Ho*Wo) */
-        if (!pointwise(L)) {
-            im2col(&g, xn, L->scratch);
-            col = L->scratch;
-        }
-        if (L->has_bias) fill_bias(L, yn, O, S);
-        /* y_n (O, S) = W (O, CKK) * col (CKK, S) [+ bias] */
-        fz_gemm(0, 0, O, S, CKK, 1.0f, L->weight, CKK, col, S, L->has_bias ? 1.0f : 0.0f, yn, S);
+    int nb = chunk_for(L, B);
+    float *col = L->scratch, *t = col + (size_t)CKK * nb * S;
+    for (int n0 = 0; n0 < B; n0 += nb) {
+        int m = B - n0 < nb ? B - n0 : nb;
+        size_t ld = (size_t)m * S;
+        for (int j = 0; j < m; j++) im2col(&g, x + (n0 + j) * in, col + (size_t)j * S, ld);
+        fz_gemm(0, 0, O, (int)ld, CKK, 1.0f, L->weight, CKK, col, (int)ld, 0.0f, t, (int)ld);
+        for (int j = 0; j < m; j++)
+            for (int o = 0; o < O; o++)
+                copy_add_f(y + (n0 + j) * out + (size_t)o * S, t + o * ld + (size_t)j * S,
+                           L->has_bias ? L->bias[o] : 0.0f, S);
     }
 }
 
+/* dyt (O, ld) is dy of the chunk in channel-major order, gathered with the bias gradient:
+ *   dW (O, C*k*k) += dyt * col^T
+ *   dcol (C*k*k, ld) = W^T * dyt (into col's memory), summed back onto the pixels of dx */
 void fz_conv2d_backward(fz_layer *L, const float *x, const float *dy, float *dx, int B)
 {
     geom g = geometry(L);
     int O = L->out.c, CKK = g.C * g.k * g.k, S = g.Ho * g.Wo;
     size_t in = fz_layer_in_size(L), out = fz_layer_out_size(L);
-    int pw = pointwise(L);
-    for (int n = 0; n < B; n++) {
-        const float *xn = x + n * in, *dyn = dy + n * out;
-        const float *col = xn;
-        if (!pw) {
-            im2col(&g, xn, L->scratch);
-            col = L->scratch;
+    int nb = chunk_for(L, B);
+    float *col = L->scratch, *dyt = col + (size_t)CKK * nb * S;
+    for (int n0 = 0; n0 < B; n0 += nb) {
+        int m = B - n0 < nb ? B - n0 : nb;
+        size_t ld = (size_t)m * S;
+        for (int j = 0; j < m; j++) im2col(&g, x + (n0 + j) * in, col + (size_t)j * S, ld);
+        for (int o = 0; o < O; o++) {
+            float sb = 0.0f;
+            for (int j = 0; j < m; j++)
+                sb += copy_sum_f(dyt + o * ld + (size_t)j * S, dy + (n0 + j) * out + (size_t)o * S, S);
+            if (L->has_bias) L->dbias[o] += sb;
         }
-        /* dW (O, CKK) += dy_n (O, S) * col^T (S, CKK) */
-        fz_gemm(0, 1, O, CKK, S, 1.0f, dyn, S, col, S, 1.0f, L->dweight, CKK);
-        add_bias_grad(L, dyn, O, S);
+        fz_gemm(0, 1, O, CKK, (int)ld, 1.0f, dyt, (int)ld, col, (int)ld, 1.0f, L->dweight, CKK);
         if (!dx) continue;
-        /* dcol (CKK, S) = W^T (CKK, O) * dy_n (O, S), then summed back onto the pixels */
-        float *dxn = dx + n * in;
-        fz_gemm(1, 0, CKK, S, O, 1.0f, L->weight, CKK, dyn, S, 0.0f, pw ? dxn : L->scratch, S);
-        if (!pw) col2im(&g, L->scratch, dxn);
+        fz_gemm(1, 0, CKK, (int)ld, O, 1.0f, L->weight, CKK, dyt, (int)ld, 0.0f, col, (int)ld);
+        for (int j = 0; j < m; j++) col2im(&g, col + (size_t)j * S, ld, dx + (n0 + j) * in, NULL);
     }
 }
 
+/* ConvTranspose2d over a chunk of m samples, HW = H*W input positions, ld = m*HW:
+ *   xt  (Cin, ld)      x of the chunk in channel-major order
+ *   col (O*k*k, ld)    W^T (O*k*k, Cin) * xt, summed onto the outputs over the bias */
 void fz_convt2d_forward(fz_layer *L, const float *x, float *y, int B)
 {
     geom g = geometry(L); /* image = output (O, Ho, Wo), grid = input H x W */
     int Cin = L->in.c, O = L->out.c, OKK = O * g.k * g.k, HW = g.Ho * g.Wo;
     size_t in = fz_layer_in_size(L), out = fz_layer_out_size(L);
-    size_t S = (size_t)L->out.h * L->out.w;
-    for (int n = 0; n < B; n++) {
-        const float *xn = x + n * in; /* (Cin, H, W) */
-        float *yn = y + n * out;      /* (O, Ho, Wo) */
-        if (pointwise(L)) {
-            if (L->has_bias) fill_bias(L, yn, O, S);
-            fz_gemm(1, 0, O, HW, Cin, 1.0f, L->weight, O, xn, HW, L->has_bias ? 1.0f : 0.0f,
-                    yn, HW);
-            continue;
-        }
-        /* col (OKK, HW) = W^T (OKK, Cin) * x_n (Cin, HW), scattered onto the output */
-        fz_gemm(1, 0, OKK, HW, Cin, 1.0f, L->weight, OKK, xn, HW, 0.0f, L->scratch, HW);
-        col2im(&g, L->scratch, yn);
-        if (L->has_bias)
-            for (int c = 0; c < O; c++)
-                for (size_t j = 0; j < S; j++) yn[(size_t)c * S + j] += L->bias[c];
+    int nb = chunk_for(L, B);
+    float *col = L->scratch, *xt = col + (size_t)OKK * nb * HW;
+    for (int n0 = 0; n0 < B; n0 += nb) {
+        int m = B - n0 < nb ? B - n0 : nb;
+        size_t ld = (size_t)m * HW;
+        for (int j = 0; j < m; j++)
+            for (int c = 0; c < Cin; c++)
+                copy_f(xt + c * ld + (size_t)j * HW, x + (n0 + j) * in + (size_t)c * HW, HW);
+        fz_gemm(1, 0, OKK, (int)ld, Cin, 1.0f, L->weight, OKK, xt, (int)ld, 0.0f, col, (int)ld);
+        for (int j = 0; j < m; j++)
+            col2im(&g, col + (size_t)j * HW, ld, y + (n0 + j) * out, L->has_bias ? L->bias : NULL);
     }
 }
 
+/* col (O*k*k, ld) is im2col of dy; xt (Cin, ld) x in channel-major order:
+ *   dW (Cin, O*k*k) += xt * col^T
+ *   dxt (Cin, ld) = W (Cin, O*k*k) * col (into xt's memory), scattered back to dx */
 void fz_convt2d_backward(fz_layer *L, const float *x, const float *dy, float *dx, int B)
 {
     geom g = geometry(L);
     int Cin = L->in.c, O = L->out.c, OKK = O * g.k * g.k, HW = g.Ho * g.Wo;
     size_t in = fz_layer_in_size(L), out = fz_layer_out_size(L);
-    size_t S = (size_t)L->out.h * L->out.w;
-    for (int n = 0; n < B; n++) {
-        const float *xn = x + n * in, *dyn = dy + n * out;
-        const float *col = dyn; /* (OKK, HW) */
-        if (!pointwise(L)) {
-            im2col(&g, dyn, L->scratch);
-            col = L->scratch;
+    int S = L->out.h * L->out.w;
+    int nb = chunk_for(L, B);
+    float *col = L->scratch, *xt = col + (size_t)OKK * nb * HW;
+    for (int n0 = 0; n0 < B; n0 += nb) {
+        int m = B - n0 < nb ? B - n0 : nb;
+        size_t ld = (size_t)m * HW;
+        for (int j = 0; j < m; j++) {
+            const float *dyn = dy + (n0 + j) * out;
+            im2col(&g, dyn, col + (size_t)j * HW, ld);
+            if (L->has_bias)
+                for (int o = 0; o < O; o++) L->dbias[o] += sum_f(dyn + (size_t)o * S, S);
+            for (int c = 0; c < Cin; c++)
+                copy_f(xt + c * ld + (size_t)j * HW, x + (n0 + j) * in + (size_t)c * HW, HW);
         }
-        /* dW (Cin, OKK) += x_n (Cin, HW) * col^T (HW, OKK) */
-        fz_gemm(0, 1, Cin, OKK, HW, 1.0f, xn, HW, col, HW, 1.0f, L->dweight, OKK);
-        add_bias_grad(L, dyn, O, S);
-        /* dx_n (Cin, HW) = W (Cin, OKK) * col (OKK, HW) */
-        if (dx) fz_gemm(0, 0, Cin, HW, OKK, 1.0f, L->weight, OKK, col, HW, 0.0f, dx + n * in, HW);
+        fz_gemm(0, 1, Cin, OKK, (int)ld, 1.0f, xt, (int)ld, col, (int)ld, 1.0f, L->dweight, OKK);
+        if (!dx) continue;
+        fz_gemm(0, 0, Cin, (int)ld, OKK, 1.0f, L->weight, OKK, col, (int)ld, 0.0f, xt, (int)ld);
+        for (int j = 0; j < m; j++)
+            for (int c = 0; c < Cin; c++)
+                copy_f(dx + (n0 + j) * in + (size_t)c * HW, xt + c * ld + (size_t)j * HW, HW);
     }
 }

@@ -193,11 +193,13 @@ size_t fz_layer_nbuffers(const fz_layer *L)
     return (L->kind == FZ_BATCHNORM1D || L->kind == FZ_BATCHNORM2D) ? 2 * (size_t)L->in.c : 0;
 }
 
-size_t fz_layer_scratch_floats(const fz_layer *L)
+size_t fz_layer_scratch_floats_for(const fz_layer *L, int max_batch)
 {
-    if (L->kind == FZ_CONV2D || L->kind == FZ_CONVT2D) return fz_conv_scratch_floats(L);
+    if (L->kind == FZ_CONV2D || L->kind == FZ_CONVT2D) return fz_conv_scratch_floats(L, max_batch);
     return 0;
 }
+
+size_t fz_layer_scratch_floats(const fz_layer *L) { return fz_layer_scratch_floats_for(L, 0); }
 
 int fz_layer_is_view(const fz_layer *L) { return L->kind == FZ_FLATTEN || L->kind == FZ_UNFLATTEN; }
 
@@ -247,6 +249,7 @@ void fz_layer_free(fz_layer *L)
     L->owned = NULL;
     L->mask = NULL;
     L->save_mean = L->save_invstd = NULL;
+    L->stat = NULL;
     L->scratch = NULL;
     L->own_scratch = 0;
     L->max_batch = 0;
@@ -258,19 +261,24 @@ int fz_layer_reserve(fz_layer *L, int max_batch, float *scratch, fz_err *err)
     fz_layer_free(L);
     if (max_batch < 1)
         return fz_fail(err, FZ_EUSAGE, "batch size must be at least 1, got %d", max_batch);
-    /* one block: [scratch floats][save_mean, save_invstd floats][mask bytes] */
-    size_t nscr = scratch ? 0 : fz_layer_scratch_floats(L);
-    size_t nsave = (L->kind == FZ_BATCHNORM1D || L->kind == FZ_BATCHNORM2D) ? 2 * (size_t)L->in.c : 0;
+    /* one block: [stat doubles][scratch floats][save_mean, save_invstd floats][mask bytes],
+     * the doubles first so that they are aligned */
+    int bn = L->kind == FZ_BATCHNORM1D || L->kind == FZ_BATCHNORM2D;
+    size_t nstat = bn ? 5 * (size_t)L->in.c : 0;
+    size_t nscr = scratch ? 0 : fz_layer_scratch_floats_for(L, max_batch);
+    size_t nsave = bn ? 2 * (size_t)L->in.c : 0;
     size_t nmask = 0, total;
     if (L->kind == FZ_DROPOUT && fz_mul_size(fz_layer_in_size(L), (size_t)max_batch, &nmask))
         return fz_fail(err, FZ_EUSAGE, "Dropout mask for batch %d overflows", max_batch);
-    if (fz_mul_size(nscr + nsave, sizeof(float), &total) || fz_add_size(total, nmask, &total))
+    if (fz_mul_size(nscr + nsave, sizeof(float), &total) || fz_add_size(total, nmask, &total) ||
+        fz_add_size(total, nstat * sizeof(double), &total))
         return fz_fail(err, FZ_ENOMEM, "%s workspace size overflows", fz_layer_kind_name(L->kind));
     if (total) {
         L->owned = fz_malloc(total, err);
         if (!L->owned) return -1;
     }
-    float *f = L->owned;
+    if (nstat) L->stat = L->owned;
+    float *f = (float *)((char *)L->owned + nstat * sizeof(double));
     if (nscr) {
         L->scratch = f;
         L->own_scratch = 1;
@@ -315,49 +323,206 @@ static void linear_backward(fz_layer *L, const float *x, const float *dy, float 
 
 /* ---- BatchNorm ---------------------------------------------------------------------- */
 
-/* x, y (B, C, S) with S = H*W; statistics per channel over n = B*S values. */
+/* x, y (B, C, S) with S = H*W; statistics per channel over n = B*S values, summed in
+ * double. The passes go through memory in order, sample by sample: for BatchNorm1d
+ * (S == 1) a channel-by-channel walk would touch one float per cache line. Per-channel
+ * values live in L->stat (5C doubles). The loops over a row of S values or over the C
+ * channels of a vector are written in blocks of 8 so that the compiler vectorises them. */
+
+/* acc[c] += x[c] for c < n */
+static void add_d(double *restrict acc, const float *restrict x, size_t n)
+{
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int t = 0; t < 8; t++) acc[i + t] += x[i + t];
+    for (; i < n; i++) acc[i] += x[i];
+}
+
+/* acc[c] += (x[c] - mean[c])^2 */
+static void add_sq_d(double *restrict acc, const float *restrict x, const double *restrict mean,
+                     size_t n)
+{
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int t = 0; t < 8; t++) {
+            double d = x[i + t] - mean[i + t];
+            acc[i + t] += d * d;
+        }
+    for (; i < n; i++) {
+        double d = x[i] - mean[i];
+        acc[i] += d * d;
+    }
+}
+
+/* sum of x[j] over a row of n, and below of (x[j] - m)^2 */
+static double row_sum_d(const float *restrict x, size_t n)
+{
+    double acc[8] = {0}, s = 0;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int t = 0; t < 8; t++) acc[t] += x[i + t];
+    for (; i < n; i++) s += x[i];
+    for (int t = 0; t < 8; t++) s += acc[t];
+    return s;
+}
+
+static double row_sq_d(const float *restrict x, double m, size_t n)
+{
+    double acc[8] = {0}, s = 0;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int t = 0; t < 8; t++) {
+            double d = x[i + t] - m;
+            acc[t] += d * d;
+        }
+    for (; i < n; i++) s += (x[i] - m) * (x[i] - m);
+    for (int t = 0; t < 8; t++) s += acc[t];
+    return s;
+}
+
+/* y = x * a + b over a row */
+static void row_affine(float *restrict y, const float *restrict x, float a, float b, size_t n)
+{
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int t = 0; t < 8; t++) y[i + t] = x[i + t] * a + b;
+    for (; i < n; i++) y[i] = x[i] * a + b;
+}
+
+/* y[c] = x[c] * a[c] + b[c] over the channels of a vector (a, b floats held in doubles) */
+static void vec_affine(float *restrict y, const float *restrict x, const double *restrict a,
+                       const double *restrict b, size_t n)
+{
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int t = 0; t < 8; t++) y[i + t] = x[i + t] * (float)a[i + t] + (float)b[i + t];
+    for (; i < n; i++) y[i] = x[i] * (float)a[i] + (float)b[i];
+}
+
 static void bn_forward(fz_layer *L, const float *x, float *y, int B, int train)
 {
     int C = L->in.c;
     size_t S = (size_t)L->in.h * L->in.w, n = (size_t)B * S;
+    double *mean = L->stat, *sq = mean + C, *ca = sq + C, *cb = ca + C;
+    if (train) {
+        /* two passes: the mean, then the biased variance */
+        for (int c = 0; c < C; c++) mean[c] = sq[c] = 0;
+        for (int b = 0; b < B; b++) {
+            const float *xb = x + (size_t)b * C * S;
+            if (S == 1)
+                add_d(mean, xb, C);
+            else
+                for (int c = 0; c < C; c++) mean[c] += row_sum_d(xb + c * S, S);
+        }
+        for (int c = 0; c < C; c++) mean[c] /= (double)n;
+        for (int b = 0; b < B; b++) {
+            const float *xb = x + (size_t)b * C * S;
+            if (S == 1)
+                add_sq_d(sq, xb, mean, C);
+            else
+                for (int c = 0; c < C; c++) sq[c] += row_sq_d(xb + c * S, mean[c], S);
+        }
+    }
     for (int c = 0; c < C; c++) {
-        double mean, invstd;
+        double m, invstd;
         if (train) {
-            /* two passes in double: mean, then the biased variance */
-            double s = 0;
-            for (int b = 0; b < B; b++) {
-                const float *xc = x + ((size_t)b * C + c) * S;
-                for (size_t j = 0; j < S; j++) s += xc[j];
-            }
-            mean = s / (double)n;
-            double v = 0;
-            for (int b = 0; b < B; b++) {
-                const float *xc = x + ((size_t)b * C + c) * S;
-                for (size_t j = 0; j < S; j++) {
-                    double d = xc[j] - mean;
-                    v += d * d;
-                }
-            }
-            double var = v / (double)n;
+            m = mean[c];
+            double var = sq[c] / (double)n;
             invstd = 1.0 / sqrt(var + L->eps);
-            double unbiased = n > 1 ? v / (double)(n - 1) : var;
-            float m = L->momentum;
-            L->running_mean[c] = (1.0f - m) * L->running_mean[c] + m * (float)mean;
-            L->running_var[c] = (1.0f - m) * L->running_var[c] + m * (float)unbiased;
+            double unbiased = n > 1 ? sq[c] / (double)(n - 1) : var;
+            float mo = L->momentum;
+            L->running_mean[c] = (1.0f - mo) * L->running_mean[c] + mo * (float)m;
+            L->running_var[c] = (1.0f - mo) * L->running_var[c] + mo * (float)unbiased;
         } else {
-            mean = L->running_mean[c];
+            m = L->running_mean[c];
             invstd = 1.0 / sqrt((double)L->running_var[c] + L->eps);
         }
-        L->save_mean[c] = (float)mean;
+        L->save_mean[c] = (float)m;
         L->save_invstd[c] = (float)invstd;
         /* y = x * a + b with a = gamma * invstd, b = beta - mean * a */
-        float a = (float)(L->weight[c] * invstd);
-        float bb = (float)(L->bias[c] - mean * L->weight[c] * invstd);
-        for (int b = 0; b < B; b++) {
-            const float *xc = x + ((size_t)b * C + c) * S;
-            float *yc = y + ((size_t)b * C + c) * S;
-            for (size_t j = 0; j < S; j++) yc[j] = xc[j] * a + bb;
+        ca[c] = (float)(L->weight[c] * invstd);
+        cb[c] = (float)(L->bias[c] - m * L->weight[c] * invstd);
+    }
+    for (int b = 0; b < B; b++) {
+        const float *xb = x + (size_t)b * C * S;
+        float *yb = y + (size_t)b * C * S;
+        if (S == 1)
+            vec_affine(yb, xb, ca, cb, C);
+        else
+            for (int c = 0; c < C; c++) row_affine(yb + c * S, xb + c * S, (float)ca[c], (float)cb[c], S);
+    }
+}
+
+/* sdy += dy, sdyx += dy * (x - mean) * invstd over a row (one channel) */
+static void row_dsums(const float *restrict x, const float *restrict dy, float mean, float invstd,
+                      size_t n, double *sdy, double *sdyx)
+{
+    double a[8] = {0}, bq[8] = {0}, s = 0, sx = 0;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int t = 0; t < 8; t++) {
+            a[t] += dy[i + t];
+            bq[t] += (double)dy[i + t] * ((x[i + t] - mean) * invstd);
         }
+    for (; i < n; i++) {
+        s += dy[i];
+        sx += (double)dy[i] * ((x[i] - mean) * invstd);
+    }
+    for (int t = 0; t < 8; t++) {
+        s += a[t];
+        sx += bq[t];
+    }
+    *sdy += s;
+    *sdyx += sx;
+}
+
+/* the same for the channels of a vector */
+static void vec_dsums(const float *restrict x, const float *restrict dy,
+                      const float *restrict mean, const float *restrict invstd, size_t n,
+                      double *restrict sdy, double *restrict sdyx)
+{
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int t = 0; t < 8; t++) {
+            sdy[i + t] += dy[i + t];
+            sdyx[i + t] += (double)dy[i + t] * ((x[i + t] - mean[i + t]) * invstd[i + t]);
+        }
+    for (; i < n; i++) {
+        sdy[i] += dy[i];
+        sdyx[i] += (double)dy[i] * ((x[i] - mean[i]) * invstd[i]);
+    }
+}
+
+/* training: dx = g * (dy - mdy - xhat * mdyx), xhat = (x - mean) * invstd, over a row */
+static void row_dx(float *restrict dx, const float *restrict x, const float *restrict dy,
+                   float mean, float invstd, float g, float mdy, float mdyx, size_t n)
+{
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int t = 0; t < 8; t++) {
+            float xhat = (x[i + t] - mean) * invstd;
+            dx[i + t] = g * (dy[i + t] - mdy - xhat * mdyx);
+        }
+    for (; i < n; i++) {
+        float xhat = (x[i] - mean) * invstd;
+        dx[i] = g * (dy[i] - mdy - xhat * mdyx);
+    }
+}
+
+static void vec_dx(float *restrict dx, const float *restrict x, const float *restrict dy,
+                   const float *restrict mean, const float *restrict invstd,
+                   const double *restrict g, const double *restrict mdy,
+                   const double *restrict mdyx, size_t n)
+{
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int t = 0; t < 8; t++) {
+            float xhat = (x[i + t] - mean[i + t]) * invstd[i + t];
+            dx[i + t] = (float)g[i + t] * (dy[i + t] - (float)mdy[i + t] - xhat * (float)mdyx[i + t]);
+        }
+    for (; i < n; i++) {
+        float xhat = (x[i] - mean[i]) * invstd[i];
+        dx[i] = (float)g[i] * (dy[i] - (float)mdy[i] - xhat * (float)mdyx[i]);
     }
 }
 
@@ -365,39 +530,36 @@ static void bn_backward(fz_layer *L, const float *x, const float *dy, float *dx,
 {
     int C = L->in.c;
     size_t S = (size_t)L->in.h * L->in.w, n = (size_t)B * S;
+    const float *mean = L->save_mean, *invstd = L->save_invstd;
+    double *sdy = L->stat, *sdyx = sdy + C, *g = sdyx + C, *mdy = g + C, *mdyx = mdy + C;
+    for (int c = 0; c < C; c++) sdy[c] = sdyx[c] = 0;
+    for (int b = 0; b < B; b++) {
+        const float *xb = x + (size_t)b * C * S, *dyb = dy + (size_t)b * C * S;
+        if (S == 1)
+            vec_dsums(xb, dyb, mean, invstd, C, sdy, sdyx);
+        else
+            for (int c = 0; c < C; c++)
+                row_dsums(xb + c * S, dyb + c * S, mean[c], invstd[c], S, &sdy[c], &sdyx[c]);
+    }
     for (int c = 0; c < C; c++) {
-        float mean = L->save_mean[c], invstd = L->save_invstd[c];
-        double sdy = 0, sdyx = 0; /* sum dy, sum dy * xhat */
-        for (int b = 0; b < B; b++) {
-            const float *xc = x + ((size_t)b * C + c) * S, *dyc = dy + ((size_t)b * C + c) * S;
-            for (size_t j = 0; j < S; j++) {
-                sdy += dyc[j];
-                sdyx += (double)dyc[j] * ((xc[j] - mean) * invstd);
-            }
-        }
-        L->dweight[c] += (float)sdyx;
-        L->dbias[c] += (float)sdy;
-        if (!dx) continue;
-        float g = L->weight[c] * invstd;
-        if (L->last_train) {
-            /* the batch statistics depend on x: dx = g * (dy - mean(dy) - xhat * mean(dy*xhat)) */
-            float mdy = (float)(sdy / (double)n), mdyx = (float)(sdyx / (double)n);
-            for (int b = 0; b < B; b++) {
-                const float *xc = x + ((size_t)b * C + c) * S;
-                const float *dyc = dy + ((size_t)b * C + c) * S;
-                float *dxc = dx + ((size_t)b * C + c) * S;
-                for (size_t j = 0; j < S; j++) {
-                    float xhat = (xc[j] - mean) * invstd;
-                    dxc[j] = g * (dyc[j] - mdy - xhat * mdyx);
-                }
-            }
-        } else {
-            for (int b = 0; b < B; b++) {
-                const float *dyc = dy + ((size_t)b * C + c) * S;
-                float *dxc = dx + ((size_t)b * C + c) * S;
-                for (size_t j = 0; j < S; j++) dxc[j] = g * dyc[j];
-            }
-        }
+        L->dweight[c] += (float)sdyx[c];
+        L->dbias[c] += (float)sdy[c];
+        g[c] = L->weight[c] * invstd[c];
+        /* in training the batch statistics depend on x: dx = g * (dy - mean(dy) - xhat *
+         * mean(dy*xhat)); in evaluation dx = g * dy */
+        mdy[c] = L->last_train ? (float)(sdy[c] / (double)n) : 0.0f;
+        mdyx[c] = L->last_train ? (float)(sdyx[c] / (double)n) : 0.0f;
+    }
+    if (!dx) return;
+    for (int b = 0; b < B; b++) {
+        const float *xb = x + (size_t)b * C * S, *dyb = dy + (size_t)b * C * S;
+        float *dxb = dx + (size_t)b * C * S;
+        if (S == 1)
+            vec_dx(dxb, xb, dyb, mean, invstd, g, mdy, mdyx, C);
+        else
+            for (int c = 0; c < C; c++)
+                row_dx(dxb + c * S, xb + c * S, dyb + c * S, mean[c], invstd[c], (float)g[c],
+                       (float)mdy[c], (float)mdyx[c], S);
     }
 }
 

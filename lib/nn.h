@@ -46,8 +46,9 @@
  * (Dropout's mask for max_batch samples, BatchNorm's batch statistics) and its scratch
  * memory (the im2col columns of the convolutions, used only during one call). Layers run
  * one at a time may share one scratch buffer: pass a buffer of at least
- * fz_layer_scratch_floats() floats (the maximum over the layers) to each reserve, or NULL
- * to let the layer allocate its own. forward/backward never allocate.
+ * fz_layer_scratch_floats() floats, or fz_layer_scratch_floats_for(L, max_batch) (the
+ * maximum over the layers), to each reserve, or NULL to let the layer allocate its own.
+ * forward/backward never allocate.
  */
 #ifndef FZ_NN_H
 #define FZ_NN_H
@@ -91,6 +92,9 @@ typedef struct fz_layer {
     /* hyper-parameters (only those of the kind are meaningful) */
     int k, stride, pad, out_pad; /* convolutions: square kernel k x k */
     int has_bias;                /* Linear and convolutions */
+    int chunk;                   /* convolutions: most samples per sgemm; 0 (the default)
+                                    = as many as 2 MB of scratch hold. Set it before
+                                    sizing the scratch and reserving. */
     float slope;                 /* LeakyReLU negative slope */
     float p;                     /* Dropout probability of zeroing */
     float momentum, eps;         /* BatchNorm: 0.1 and 1e-5 */
@@ -107,9 +111,10 @@ typedef struct fz_layer {
     const unsigned char *ext_mask; /* Dropout mask supplied by fz_dropout_use_mask */
     const unsigned char *last_mask; /* the mask the latest training forward applied */
     float *save_mean, *save_invstd; /* BatchNorm (C): statistics of the latest forward */
+    double *stat;            /* BatchNorm (5C): per-channel sums during one call, owned */
     float *scratch;          /* im2col columns */
     int own_scratch;
-    void *owned;             /* single allocation behind mask/save_* (and scratch if own) */
+    void *owned;             /* single allocation behind stat/mask/save_* (and scratch if own) */
 } fz_layer;
 
 /* Constructors: fill *L (no allocation). Return 0, or -1 with a reason for impossible
@@ -141,8 +146,13 @@ size_t fz_layer_out_size(const fz_layer *L);
 /* Trained parameter floats (weight then bias) and non-trained buffer floats. */
 size_t fz_layer_nparams(const fz_layer *L);
 size_t fz_layer_nbuffers(const fz_layer *L);
-/* Scratch floats forward/backward need during one call (0 for most kinds). */
+/* Scratch floats forward/backward need during one call (0 for most kinds), whatever the
+ * batch size: the convolutions process the batch in chunks of samples, and this is the
+ * size of their largest chunk (about 2 MB, or one sample's columns when larger). */
 size_t fz_layer_scratch_floats(const fz_layer *L);
+/* The same for batches of up to max_batch samples (never more than the above): enough for
+ * a shared buffer when every layer is reserved with this max_batch. */
+size_t fz_layer_scratch_floats_for(const fz_layer *L, int max_batch);
 /* 1 for Flatten/Unflatten: the output is the input's memory seen with another shape. */
 int fz_layer_is_view(const fz_layer *L);
 
@@ -159,7 +169,8 @@ void fz_layer_bind(fz_layer *L, float *params, float *grads, float *buffers);
 void fz_layer_init_params(fz_layer *L, fz_rng *rng);
 
 /* Allocate the state and scratch for batches of up to max_batch samples (see Memory
- * above). scratch: a shared buffer of at least fz_layer_scratch_floats(L) floats, or NULL.
+ * above). scratch: a shared buffer of at least fz_layer_scratch_floats_for(L, max_batch)
+ * floats, or NULL.
  * Calling it again replaces the previous reservation. */
 int fz_layer_reserve(fz_layer *L, int max_batch, float *scratch, fz_err *err);
 void fz_layer_free(fz_layer *L);
@@ -183,7 +194,7 @@ void fz_layer_backward(fz_layer *L, const float *x, const float *y, const float 
 void fz_dropout_use_mask(fz_layer *L, const unsigned char *keep);
 
 /* Internal to lib/ (conv.c, called by the dispatch in nn.c); use the fz_layer_* calls. */
-size_t fz_conv_scratch_floats(const fz_layer *L);
+size_t fz_conv_scratch_floats(const fz_layer *L, int max_batch); /* max_batch 0: any */
 void fz_conv2d_forward(fz_layer *L, const float *x, float *y, int B);
 void fz_conv2d_backward(fz_layer *L, const float *x, const float *dy, float *dx, int B);
 void fz_convt2d_forward(fz_layer *L, const float *x, float *y, int B);

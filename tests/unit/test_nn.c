@@ -301,6 +301,8 @@ static void test_conv(void)
         {2, 5, 7, 3, 3, 1, 1, 1}, {2, 6, 9, 3, 3, 2, 1, 1}, {1, 6, 9, 2, 4, 2, 2, 1},
         {3, 4, 5, 2, 1, 1, 0, 1}, {2, 7, 8, 2, 2, 3, 0, 0}, {2, 5, 5, 3, 5, 2, 2, 1},
         {1, 3, 4, 2, 3, 1, 2, 1}, {2, 4, 4, 3, 1, 2, 1, 1},
+        /* stride 1 rows of 8 and more floats (the vectorised copies), and vae-conv's k5 */
+        {2, 6, 19, 3, 3, 1, 1, 1}, {2, 12, 12, 3, 5, 1, 0, 1},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         const int *c = cases[i];
@@ -312,6 +314,10 @@ static void test_conv(void)
         snprintf(name, sizeof name, "Conv2d %dx%dx%d->%d k%d s%d p%d -> %dx%d", c[0], c[1],
                  c[2], c[3], c[4], c[5], c[6], L.out.h, L.out.w);
         gradcheck(name, &L, 2, 1, X_UNIT);
+        /* a batch of 5 in chunks of 2, 2 and 1 samples per product */
+        L.chunk = 2;
+        strcat(name, " chunks of 2");
+        gradcheck(name, &L, 5, 1, X_UNIT);
     }
 }
 
@@ -321,7 +327,7 @@ static void test_convt(void)
     static const int cases[][9] = {
         {3, 4, 5, 2, 4, 2, 1, 0, 1}, {2, 3, 4, 2, 3, 2, 1, 1, 1}, {2, 4, 3, 3, 3, 1, 2, 0, 1},
         {3, 3, 4, 2, 1, 1, 0, 0, 1}, {2, 3, 3, 2, 2, 3, 0, 2, 0}, {1, 3, 2, 2, 5, 2, 2, 1, 1},
-        {2, 2, 3, 3, 3, 2, 0, 0, 1},
+        {2, 2, 3, 3, 3, 2, 0, 0, 1}, {2, 3, 12, 2, 3, 1, 0, 0, 1}, {2, 8, 8, 2, 5, 1, 0, 0, 1},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         const int *c = cases[i];
@@ -334,6 +340,9 @@ static void test_convt(void)
         snprintf(name, sizeof name, "ConvT2d %dx%dx%d->%d k%d s%d p%d op%d -> %dx%d", c[0],
                  c[1], c[2], c[3], c[4], c[5], c[6], c[7], L.out.h, L.out.w);
         gradcheck(name, &L, 2, 1, X_UNIT);
+        L.chunk = 2;
+        strcat(name, " chunks of 2");
+        gradcheck(name, &L, 5, 1, X_UNIT);
     }
 }
 
@@ -348,6 +357,14 @@ static void test_bn(void)
         gradcheck(train ? "BatchNorm1d train" : "BatchNorm1d eval", &L, 5, train, X_UNIT);
         CHECK_EQ_INT(fz_batchnorm2d_init(&L, 3, 3, 2, &err), 0);
         gradcheck(train ? "BatchNorm2d train" : "BatchNorm2d eval", &L, 2, train, X_UNIT);
+    }
+    /* channels and rows past the blocks of 8 the vectorised loops take */
+    for (int train = 0; train <= 1; train++) {
+        CHECK_EQ_INT(fz_batchnorm1d_init(&L, 19, &err), 0);
+        gradcheck(train ? "BatchNorm1d 19 train" : "BatchNorm1d 19 eval", &L, 4, train, X_UNIT);
+        CHECK_EQ_INT(fz_batchnorm2d_init(&L, 2, 3, 7, &err), 0);
+        gradcheck(train ? "BatchNorm2d 2x3x7 train" : "BatchNorm2d 2x3x7 eval", &L, 3, train,
+                  X_UNIT);
     }
     /* n = B*H*W = 2: the smallest batch with an unbiased variance */
     CHECK_EQ_INT(fz_batchnorm1d_init(&L, 3, &err), 0);
@@ -556,8 +573,12 @@ static void test_memory(void)
     CHECK_EQ_INT(b.out.h, 9);
     size_t ns = fz_layer_scratch_floats(&a);
     if (fz_layer_scratch_floats(&b) > ns) ns = fz_layer_scratch_floats(&b);
-    CHECK_EQ_INT(fz_layer_scratch_floats(&a), 2 * 9 * 25);
-    CHECK_EQ_INT(fz_layer_scratch_floats(&b), 2 * 9 * 25);
+    /* per sample: the columns (18, 25) and the (4, 25) channel-major operand; up to 256
+     * samples per chunk, or max_batch */
+    CHECK_EQ_INT(fz_layer_scratch_floats_for(&a, 1), (18 + 4) * 25);
+    CHECK_EQ_INT(fz_layer_scratch_floats_for(&b, 3), 3 * (18 + 4) * 25);
+    CHECK_EQ_INT(fz_layer_scratch_floats(&a), 256 * (18 + 4) * 25);
+    CHECK_EQ_INT(fz_layer_scratch_floats(&b), 256 * (18 + 4) * 25);
     float *scr = malloc(ns * sizeof *scr);
     size_t npa = fz_layer_nparams(&a), npb = fz_layer_nparams(&b);
     float *p = malloc((npa + npb) * sizeof *p), *g = calloc(2 * (npa + npb), sizeof *g);
