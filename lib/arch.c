@@ -8,7 +8,7 @@
 #include "json.h"
 
 const char *const fz_arch_preset_names[] = {"ae-mlp", "vae-mlp", "vae-conv", "fcvae-mlp",
-                                            "fcvae-conv", NULL};
+                                            "fcvae-conv", "vaec-mlp", NULL};
 
 /* The networks of the literature fz follows (see fz-train(1)). */
 static const struct {
@@ -39,6 +39,12 @@ static const struct {
      "encoder = flatten linear(256) relu bn linear(128) relu bn linear(2z)\n"
      "decoder = linear(128) leakyrelu(0.3) bn linear(256) leakyrelu(0.3) bn linear(in) sigmoid\n"
      "fuzzy = gauss(10)\nfuzzy_init = circle(2)\n"},
+    /* The VAE-plus-classifier: the MLP VAE with a dense sigmoid head on mu. */
+    {"vaec-mlp", 2,
+     "kind = vae\nsigma = logvar\n"
+     "encoder = flatten linear(256) relu bn linear(128) relu bn linear(2z)\n"
+     "decoder = linear(128) leakyrelu(0.3) bn linear(256) leakyrelu(0.3) bn linear(in) sigmoid\n"
+     "head = linear(16) relu linear(out) sigmoid\noutputs = 10\n"},
     /* ...and the article's network: vae-conv with 12 terms of its exp(-||S x + t||) form. */
     {"fcvae-conv", 2,
      "kind = vae\nsigma = softplus\n"
@@ -62,7 +68,8 @@ char *fz_arch_preset(const char *name, int latent, fz_err *err)
         return s;
     }
     fz_fail(err, FZ_EUSAGE,
-            "unknown preset '%s' (presets: ae-mlp, vae-mlp, vae-conv, fcvae-mlp, fcvae-conv)", name);
+            "unknown preset '%s' (presets: ae-mlp, vae-mlp, vae-conv, fcvae-mlp, fcvae-conv, "
+            "vaec-mlp)", name);
     return NULL;
 }
 
@@ -71,7 +78,8 @@ int fz_arch_size(const fz_layer_spec *s, int latent, int in_count)
     switch (s->ref) {
     case FZ_SIZE_Z: return latent;
     case FZ_SIZE_2Z: return 2 * latent;
-    case FZ_SIZE_IN: return in_count;
+    case FZ_SIZE_IN:
+    case FZ_SIZE_OUT: return in_count;
     default: return s->n;
     }
 }
@@ -105,6 +113,7 @@ static int parse_size(const char *a, fz_layer_spec *s, const char *tok, fz_err *
     if (strcmp(a, "z") == 0) s->ref = FZ_SIZE_Z;
     else if (strcmp(a, "2z") == 0) s->ref = FZ_SIZE_2Z;
     else if (strcmp(a, "in") == 0) s->ref = FZ_SIZE_IN;
+    else if (strcmp(a, "out") == 0) s->ref = FZ_SIZE_OUT;
     else {
         long v;
         if (fz_parse_long(a, 1, FZ_NN_MAX_DIM * 64L, &v, tok, err)) return -1;
@@ -303,6 +312,12 @@ int fz_arch_parse(const char *text, fz_arch *a, fz_err *err)
             if (fz_parse_long(num, 1, FZ_FUZZY_MAX_K, &terms, "architecture: fuzzy terms", err))
                 return -1;
             a->fuzzy_terms = (int)terms;
+        } else if (strcmp(k, "head") == 0) {
+            if (parse_layers(v, a->head, &a->nhead, "head", err)) return -1;
+        } else if (strcmp(k, "outputs") == 0) {
+            long o;
+            if (fz_parse_long(v, 1, 4096, &o, "architecture: outputs", err)) return -1;
+            a->outputs = (int)o;
         } else if (strcmp(k, "fuzzy_init") == 0) {
             double r;
             if (strcmp(v, "random") == 0) a->fuzzy_circle = 0;
@@ -322,13 +337,17 @@ int fz_arch_parse(const char *text, fz_arch *a, fz_err *err)
         } else {
             return fz_fail(err, FZ_EDATA,
                            "architecture: unknown key '%.40s' (keys: kind latent sigma encoder "
-                           "decoder fuzzy fuzzy_init)", k);
+                           "decoder fuzzy fuzzy_init head outputs)", k);
         }
     }
     if ((int)a->kind < 0) return fz_fail(err, FZ_EDATA, "architecture: missing 'kind = ae|vae'");
     if (!a->latent) return fz_fail(err, FZ_EDATA, "architecture: missing 'latent = N'");
     if (!have_enc) return fz_fail(err, FZ_EDATA, "architecture: missing 'encoder = ...'");
     if (!have_dec) return fz_fail(err, FZ_EDATA, "architecture: missing 'decoder = ...'");
+    if (a->nhead && a->fuzzy_terms)
+        return fz_fail(err, FZ_EDATA, "architecture: a model has a fuzzy layer or a head, not both");
+    if (a->nhead && !a->outputs)
+        return fz_fail(err, FZ_EDATA, "architecture: a head needs 'outputs = K'");
     if (a->fuzzy_circle > 0 && a->latent < 2)
         return fz_fail(err, FZ_EDATA, "architecture: fuzzy_init circle needs latent >= 2");
     if (have_sigma && a->kind == FZ_KIND_AE)
@@ -342,6 +361,7 @@ static void format_size(fz_sbuf *b, const fz_layer_spec *s)
     case FZ_SIZE_Z: fz_sbuf_printf(b, "z"); break;
     case FZ_SIZE_2Z: fz_sbuf_printf(b, "2z"); break;
     case FZ_SIZE_IN: fz_sbuf_printf(b, "in"); break;
+    case FZ_SIZE_OUT: fz_sbuf_printf(b, "out"); break;
     default: fz_sbuf_printf(b, "%d", s->n);
     }
 }
@@ -397,6 +417,11 @@ char *fz_arch_format(const fz_arch *a, fz_err *err)
     fz_sbuf_printf(&b, "\ndecoder = ");
     format_layers(&b, a->dec, a->ndec);
     fz_sbuf_putc(&b, '\n');
+    if (a->nhead) {
+        fz_sbuf_printf(&b, "head = ");
+        format_layers(&b, a->head, a->nhead);
+        fz_sbuf_printf(&b, "\noutputs = %d\n", a->outputs);
+    }
     if (a->fuzzy_terms) {
         fz_sbuf_printf(&b, "fuzzy = %s(%d)\n", fz_mf_kind_name(a->fuzzy_kind), a->fuzzy_terms);
         if (a->fuzzy_circle > 0) fz_sbuf_printf(&b, "fuzzy_init = circle(%.9g)\n", a->fuzzy_circle);

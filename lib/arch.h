@@ -14,6 +14,8 @@
  *                                # forms gauss, cauchy, bell, article
  *     fuzzy_init = circle(2)     # or random (centres N(0, 1)); circle(R): centres evenly
  *                                # on a circle of radius R in the first two latent dims
+ *     head    = linear(16) relu linear(out) sigmoid   # or, instead of a fuzzy layer, a
+ *     outputs = 10               # dense classifier head on mu with this many outputs
  *
  * Layers, in PyTorch's terms (sizes: a number, "z" = latent, "2z", or "in" = the number of
  * input features, so one description serves 28x28 images and 30-column tables):
@@ -42,7 +44,7 @@
 typedef enum fz_model_kind { FZ_KIND_AE = 0, FZ_KIND_VAE } fz_model_kind;
 
 /* Size expressions of linear/conv layers. */
-typedef enum fz_size_ref { FZ_SIZE_NUM = 0, FZ_SIZE_Z, FZ_SIZE_2Z, FZ_SIZE_IN } fz_size_ref;
+typedef enum fz_size_ref { FZ_SIZE_NUM = 0, FZ_SIZE_Z, FZ_SIZE_2Z, FZ_SIZE_IN, FZ_SIZE_OUT } fz_size_ref;
 
 typedef struct fz_layer_spec {
     fz_layer_kind kind; /* for bn: FZ_BATCHNORM1D; resolved to 2d on (C, H, W) shapes */
@@ -63,6 +65,9 @@ typedef struct fz_arch {
     int fuzzy_terms;        /* 0: no fuzzy layer */
     fz_mf_kind fuzzy_kind;
     double fuzzy_circle;    /* > 0: circle initialisation of that radius; 0: random */
+    int nhead;              /* layers of a dense head on mu (0: none) */
+    fz_layer_spec head[FZ_ARCH_MAX_LAYERS];
+    int outputs;            /* the head's outputs ("out" in its sizes) */
 } fz_arch;
 
 /* Parse a description. Errors name the key or the layer token. */
@@ -76,7 +81,8 @@ char *fz_arch_format(const fz_arch *a, fz_err *err);
 char *fz_arch_preset(const char *name, int latent, fz_err *err);
 /* Names of the presets, NULL-terminated. */
 extern const char *const fz_arch_preset_names[];
-/* Resolve a size expression. */
+/* Resolve a size expression. "in" and "out" both resolve to in_count: a network's own
+ * input count for "in", and the caller passes the head's output count for the head. */
 int fz_arch_size(const fz_layer_spec *s, int latent, int in_count);
 
 #endif

@@ -49,7 +49,18 @@ static int build(fz_model *m, fz_err *err)
         m->has_fuzzy = 1;
         m->nparams += fz_fuzzy_nparams(&m->fuzzy);
     }
-    m->nbuffers = m->enc.nbuffers + m->dec.nbuffers;
+    size_t head_buf = 0;
+    if (a->nhead) {
+        if (fz_net_build(&m->head, a->head, a->nhead, zs, a->latent, a->outputs, "head", err))
+            return -1;
+        if (fz_net_out_size(&m->head) != (size_t)a->outputs)
+            return fz_fail(err, FZ_EDATA, "head output has %zu values, outputs = %d",
+                           fz_net_out_size(&m->head), a->outputs);
+        m->has_head = 1;
+        m->nparams += m->head.nparams;
+        head_buf = m->head.nbuffers;
+    }
+    m->nbuffers = m->enc.nbuffers + m->dec.nbuffers + head_buf;
     m->params = calloc(m->nparams ? m->nparams : 1, sizeof(float));
     m->grads = calloc(m->nparams ? m->nparams : 1, sizeof(float));
     m->buffers = calloc(m->nbuffers ? m->nbuffers : 1, sizeof(float));
@@ -59,6 +70,9 @@ static int build(fz_model *m, fz_err *err)
     fz_net_bind(&m->dec, m->params + m->enc.nparams, m->grads + m->enc.nparams,
                 m->buffers + m->enc.nbuffers);
     if (m->has_fuzzy) fz_fuzzy_bind(&m->fuzzy, m->params + m->fuzzy_off, m->grads + m->fuzzy_off);
+    if (m->has_head)
+        fz_net_bind(&m->head, m->params + m->fuzzy_off, m->grads + m->fuzzy_off,
+                    m->buffers + m->enc.nbuffers + m->dec.nbuffers);
     return 0;
 }
 
@@ -83,6 +97,7 @@ int fz_model_create(fz_model *m, const char *arch_text, fz_shape in, uint64_t se
     fz_rng_seed(&rng, seed);
     fz_net_init_params(&m->enc, &rng);
     fz_net_init_params(&m->dec, &rng);
+    if (m->has_head) fz_net_init_params(&m->head, &rng);
     if (m->has_fuzzy) {
         if (m->arch.fuzzy_circle > 0) {
             if (fz_fuzzy_init_circle(&m->fuzzy, m->arch.fuzzy_circle, &rng, err)) {
@@ -102,6 +117,7 @@ void fz_model_free(fz_model *m)
     fz_net_free(&m->enc);
     fz_net_free(&m->dec);
     if (m->has_fuzzy) fz_fuzzy_free(&m->fuzzy);
+    if (m->has_head) fz_net_free(&m->head);
     free(m->params);
     free(m->grads);
     free(m->buffers);
@@ -216,10 +232,10 @@ typedef int (*tensor_fn)(void *ctx, tensor_view *t, int is_bn, fz_err *err);
 
 static int each_tensor(const fz_model *m, tensor_fn fn, void *ctx, fz_err *err)
 {
-    const fz_net *nets[2] = {&m->enc, &m->dec};
-    const char *names[2] = {"encoder", "decoder"};
+    const fz_net *nets[3] = {&m->enc, &m->dec, &m->head};
+    const char *names[3] = {"encoder", "decoder", "head"};
     size_t poff = 0, boff = 0;
-    for (int k = 0; k < 2; k++) {
+    for (int k = 0; k < (m->has_head ? 3 : 2); k++) {
         const fz_net *net = nets[k];
         for (int i = 0; i < net->n; i++) {
             const fz_layer *L = &net->layers[i];
@@ -275,7 +291,7 @@ int fz_model_save(const fz_model *m, const char *path, const fz_optim *opt, fz_e
     save_ctx c = {0};
     c.w = fz_st_writer_new(err);
     if (!c.w) return -1;
-    c.cap = m->enc.n + m->dec.n;
+    c.cap = m->enc.n + m->dec.n + (m->has_head ? m->head.n : 0);
     c.nbt = calloc((size_t)c.cap + 1, sizeof *c.nbt);
     int rc = -1;
     if (!c.nbt) {
@@ -446,11 +462,17 @@ int fz_model_reserve(fz_model *m, int max_batch, fz_err *err)
 {
     if (fz_net_reserve(&m->enc, max_batch, err)) return -1;
     if (m->has_fuzzy && fz_fuzzy_reserve(&m->fuzzy, max_batch, err)) return -1;
+    if (m->has_head && fz_net_reserve(&m->head, max_batch, err)) return -1;
     return fz_net_reserve(&m->dec, max_batch, err);
 }
 
 void fz_model_memberships(fz_model *m, const float *mu, int B, float *memb)
 {
+    if (m->has_head) {
+        const float *y = fz_net_forward(&m->head, mu, B, 0, NULL); /* (B, outputs) */
+        memcpy(memb, y, (size_t)B * m->arch.outputs * sizeof(float));
+        return;
+    }
     fz_fuzzy_forward(&m->fuzzy, mu, memb, B);
 }
 
@@ -463,7 +485,10 @@ double fz_anomaly_score(const float *m, int K, int nclasses)
     return 1.0 - best;
 }
 
-int fz_model_terms(const fz_model *m) { return m->has_fuzzy ? m->fuzzy.K : 0; }
+int fz_model_terms(const fz_model *m)
+{
+    return m->has_fuzzy ? m->fuzzy.K : m->has_head ? m->arch.outputs : 0;
+}
 
 int fz_model_latent(const fz_model *m) { return m->arch.latent; }
 

@@ -31,7 +31,9 @@ typedef struct fz_model {
     fz_net enc, dec;
     int has_fuzzy;        /* arch.fuzzy_terms > 0 */
     fz_fuzzy fuzzy;       /* on mu: (B, Z) -> memberships (B, K) */
-    size_t fuzzy_off;     /* offset of the fuzzy layer's slice in params and grads */
+    size_t fuzzy_off;     /* offset of the fuzzy layer's (or head's) slice in params and grads */
+    int has_head;         /* arch.nhead > 0: a dense head on mu instead of a fuzzy layer */
+    fz_net head;          /* (B, Z) -> (B, outputs) */
     size_t nparams, nbuffers;
     float *params;        /* (nparams): encoder's, decoder's, then the fuzzy layer's */
     float *grads;         /* (nparams) */
@@ -71,7 +73,8 @@ void fz_model_encode(fz_model *m, const float *x, int B, float *mu, float *s);
 /* Decode in evaluation mode: z (B, Z) -> returns the reconstruction (B, in), owned by the
  * model until the next decode. */
 const float *fz_model_decode(fz_model *m, const float *z, int B);
-/* Memberships of latent means: mu (B, Z) -> m (B, K); needs a fuzzy layer. */
+/* Memberships of latent means: mu (B, Z) -> m (B, K): the fuzzy layer's, or a head's
+ * outputs (evaluation mode). Needs one of them. */
 void fz_model_memberships(fz_model *m, const float *mu, int B, float *memb);
 /* The anomaly score of one row's memberships m (K): 1 - the largest membership among the
  * first nclasses outputs (all when nclasses <= 0): 0 deep inside a class's domain, 1 far
@@ -80,7 +83,7 @@ double fz_anomaly_score(const float *m, int K, int nclasses);
 /* Reference scores: sorted quantiles of the training data's anomaly scores, stored in the
  * model ("fuzzy.ref_scores", F32) so a threshold can be derived from a contamination rate. */
 #define FZ_REF_SCORES 1001
-/* Number of fuzzy outputs (0 without a fuzzy layer). */
+/* Number of outputs of the fuzzy layer or head (0 without either). */
 int fz_model_terms(const fz_model *m);
 
 /* "(1, 28, 28)" */

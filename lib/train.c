@@ -82,6 +82,24 @@ int fz_train_conf_check(const fz_train_conf *c, fz_err *err)
     return 0;
 }
 
+static const char *const strategy_names[] = {"all", "ae", "head", "classifier", "vclassifier"};
+
+const char *fz_strategy_name(fz_strategy s)
+{
+    return (unsigned)s < 5 ? strategy_names[s] : "?";
+}
+
+int fz_strategy_parse(const char *s, fz_strategy *out, fz_err *err)
+{
+    for (int i = 0; i < 5; i++)
+        if (strcmp(s, strategy_names[i]) == 0) {
+            *out = (fz_strategy)i;
+            return 0;
+        }
+    return fz_fail(err, FZ_EUSAGE,
+                   "strategy '%s': expected all, ae, head, classifier or vclassifier", s);
+}
+
 static const char *recon_name(fz_recon r) { return r == FZ_RECON_BCE ? "bce" : "sqerr"; }
 
 char *fz_train_conf_json(const fz_train_conf *c)
@@ -113,7 +131,7 @@ char *fz_train_conf_json(const fz_train_conf *c)
     fz_sbuf_printf(&b, ",\"fuzzy_norm\":\"%s\",\"redraw\":",
                    c->fuzzy_norm == FZ_MASK_PER_ACTIVE ? "labeled" : "batch");
     fz_sbuf_json_f64(&b, c->redraw);
-    fz_sbuf_putc(&b, '}');
+    fz_sbuf_printf(&b, ",\"strategy\":\"%s\"}", fz_strategy_name(c->strategy));
     return fz_sbuf_take(&b);
 }
 
@@ -134,6 +152,8 @@ struct fz_trainer {
     float *dmu, *ds;    /* (B, Z) */
     float *dh;          /* (B, E) */
     int K;              /* fuzzy outputs (0: no fuzzy part in the loss) */
+    unsigned char *frozen; /* (nparams) parameters the strategy leaves alone, or NULL */
+    const float *hin;   /* (B, Z) the head's input of the latest forward: mu or z */
     float *memb, *tgt, *msk, *dm; /* (B, K) */
     float *dmf;         /* (B, Z) gradient of the fuzzy loss wrt mu */
     float *xt;          /* (B, D) reconstruction target when recon_shift != 0 */
@@ -167,6 +187,7 @@ void fz_trainer_free(fz_trainer *t)
     free(t->dmf);
     free(t->xt);
     free(t->lab);
+    free(t->frozen);
     free(t);
 }
 
@@ -223,6 +244,24 @@ fz_trainer *fz_trainer_new(fz_model *m, const fz_train_conf *c, fz_err *err)
         goto fail;
     }
     for (int b = 0; b < t->B; b++) t->lab[b] = -1;
+    if (c->strategy != FZ_STRAT_ALL) {
+        /* params: encoder | decoder | head or fuzzy layer */
+        size_t enc = m->enc.nparams, dec_end = m->fuzzy_off;
+        t->frozen = calloc(m->nparams ? m->nparams : 1, 1);
+        if (!t->frozen) {
+            fz_fail(err, FZ_ENOMEM, "out of memory");
+            goto fail;
+        }
+        if (c->strategy == FZ_STRAT_AE) memset(t->frozen + dec_end, 1, m->nparams - dec_end);
+        if (c->strategy == FZ_STRAT_HEAD) memset(t->frozen, 1, dec_end);
+        if (c->strategy == FZ_STRAT_CLASSIFIER || c->strategy == FZ_STRAT_VCLASSIFIER)
+            memset(t->frozen + enc, 1, dec_end - enc);
+        if (c->strategy != FZ_STRAT_AE && !t->K) {
+            fz_fail(err, FZ_EUSAGE, "strategy %s needs a model with a fuzzy layer or a head",
+                    fz_strategy_name(c->strategy));
+            goto fail;
+        }
+    }
     if (fz_model_reserve(m, t->B, err)) goto fail;
     return t;
 fail:
@@ -268,7 +307,12 @@ static double batch_step(fz_trainer *t, int B, int train, fz_rng *rng, double *r
         corrupt(c, t->x, t->xin, (size_t)B * D, rng);
         xin = t->xin;
     }
-    const float *h = fz_net_forward(&m->enc, xin, B, train, rng); /* (B, E) */
+    fz_strategy st = c->strategy;
+    int use_dec = !train || st == FZ_STRAT_ALL || st == FZ_STRAT_AE;
+    int use_kl = vae && (!train || (st != FZ_STRAT_HEAD && st != FZ_STRAT_CLASSIFIER));
+    double gamma = st == FZ_STRAT_AE ? 0 : c->gamma;
+    int enc_train = train && st != FZ_STRAT_HEAD;
+    const float *h = fz_net_forward(&m->enc, xin, B, enc_train, rng); /* (B, E) */
     const float *zin = h;
     if (!vae) memcpy(t->mu, h, (size_t)B * Z * sizeof(float)); /* an ae's code is its mu */
     if (vae) {
@@ -286,10 +330,16 @@ static double batch_step(fz_trainer *t, int B, int train, fz_rng *rng, double *r
     t->last_fuzzy = 0;
     t->last_labeled = t->last_correct = 0;
     if (t->K) {
-        fz_model_memberships(m, t->mu, B, t->memb);
+        /* a variational classifier's head sees the sampled z in training */
+        t->hin = (st == FZ_STRAT_VCLASSIFIER && train && vae) ? t->z : t->mu;
+        if (m->has_head)
+            memcpy(t->memb, fz_net_forward(&m->head, t->hin, B, train, rng),
+                   (size_t)B * t->K * sizeof(float));
+        else
+            fz_fuzzy_forward(&m->fuzzy, t->hin, t->memb, B);
         if (train) fz_zero(t->dm, (size_t)B * t->K);
         t->last_fuzzy = fz_masked_sqerr(t->memb, t->tgt, t->msk, (size_t)B, (size_t)t->K,
-                                        c->fuzzy_norm, (float)c->gamma, train ? t->dm : NULL);
+                                        c->fuzzy_norm, (float)gamma, train ? t->dm : NULL);
         int nc = c->nclasses > 0 && c->nclasses <= t->K ? c->nclasses : t->K;
         for (int b = 0; b < B; b++) {
             if (t->lab[b] < 0 || t->lab[b] >= nc) continue;
@@ -306,50 +356,55 @@ static double batch_step(fz_trainer *t, int B, int train, fz_rng *rng, double *r
         for (size_t i = 0; i < (size_t)B * D; i++) t->xt[i] = t->x[i] + (float)c->recon_shift;
         target = t->xt;
     }
-    const float *xhat = fz_net_forward(&m->dec, zin, B, train, rng); /* (B, D) */
-    size_t axis = (size_t)m->in.w;
-    float *g = NULL;
-    if (train) {
-        fz_zero(t->dxhat, (size_t)B * D);
-        g = t->dxhat;
-    }
-    double recon = c->recon == FZ_RECON_BCE
-                       ? fz_bce(xhat, target, (size_t)B, D, c->recon_red, axis, (float)c->recon_weight, g)
-                       : fz_sqerr(xhat, target, (size_t)B, D, c->recon_red, axis, (float)c->recon_weight, g);
-    double kl = 0;
-    if (vae) {
+    double recon = 0, kl = 0;
+    if (use_dec) {
+        const float *xhat = fz_net_forward(&m->dec, zin, B, train, rng); /* (B, D) */
+        size_t axis = (size_t)m->in.w;
+        float *g = NULL;
         if (train) {
-            fz_zero(t->dmu, (size_t)B * Z);
-            fz_zero(t->ds, (size_t)B * Z);
+            fz_zero(t->dxhat, (size_t)B * D);
+            g = t->dxhat;
         }
+        recon = c->recon == FZ_RECON_BCE
+                    ? fz_bce(xhat, target, (size_t)B, D, c->recon_red, axis, (float)c->recon_weight, g)
+                    : fz_sqerr(xhat, target, (size_t)B, D, c->recon_red, axis, (float)c->recon_weight, g);
+    }
+    if (vae && train) {
+        fz_zero(t->dmu, (size_t)B * Z);
+        fz_zero(t->ds, (size_t)B * Z);
+    }
+    if (use_kl) {
+        float *dmu = train ? t->dmu : NULL, *ds = train ? t->ds : NULL;
         kl = c->kl_form == FZ_KL_SOFTPLUS
-                 ? fz_kl_softplus(t->mu, t->s, (size_t)B, Z, c->kl_red, 1, (float)c->beta,
-                                  train ? t->dmu : NULL, train ? t->ds : NULL)
-                 : fz_kl_logvar(t->mu, t->s, (size_t)B, Z, c->kl_red, 1, (float)c->beta,
-                                train ? t->dmu : NULL, train ? t->ds : NULL);
+                 ? fz_kl_softplus(t->mu, t->s, (size_t)B, Z, c->kl_red, 1, (float)c->beta, dmu, ds)
+                 : fz_kl_logvar(t->mu, t->s, (size_t)B, Z, c->kl_red, 1, (float)c->beta, dmu, ds);
     }
     *recon_out = recon;
     *kl_out = kl;
     if (train) {
         fz_zero(m->grads, m->nparams);
-        float *dz = vae ? t->dz : t->dh;
-        fz_net_backward(&m->dec, zin, t->dxhat, dz, B);
-        if (t->K) /* (B, K) -> parameter gradients and dmf (B, Z) */
-            fz_fuzzy_backward(&m->fuzzy, t->mu, t->memb, t->dm, t->dmf, B);
-        if (!vae && t->K)
-            for (size_t i = 0; i < (size_t)B * Z; i++) t->dh[i] += t->dmf[i];
-        if (vae) {
-            if (t->K)
-                for (size_t i = 0; i < (size_t)B * Z; i++) t->dmu[i] += t->dmf[i];
-            fz_reparam_backward(m->arch.sigma, t->s, t->eps, t->dz, (size_t)B * Z, t->dmu, t->ds);
-            for (int b = 0; b < B; b++) {
-                memcpy(t->dh + (size_t)b * 2 * Z, t->dmu + b * Z, Z * sizeof(float));
-                memcpy(t->dh + (size_t)b * 2 * Z + Z, t->ds + b * Z, Z * sizeof(float));
-            }
+        float *dz = vae ? t->dz : t->dh; /* (B, Z): what reaches z from the decoder (and head) */
+        if (use_dec) fz_net_backward(&m->dec, zin, t->dxhat, dz, B);
+        else fz_zero(dz, (size_t)B * Z);
+        if (t->K) { /* (B, K) -> the head's parameter gradients and dmf (B, Z) */
+            if (m->has_head) fz_net_backward(&m->head, t->hin, t->dm, t->dmf, B);
+            else fz_fuzzy_backward(&m->fuzzy, t->hin, t->memb, t->dm, t->dmf, B);
+            /* into z (a variational classifier's head input) or into mu */
+            float *into = (t->hin == t->z && vae) ? dz : vae ? t->dmu : t->dh;
+            for (size_t i = 0; i < (size_t)B * Z; i++) into[i] += t->dmf[i];
         }
-        fz_net_backward(&m->enc, xin, t->dh, NULL, B);
+        if (st != FZ_STRAT_HEAD) { /* the frozen encoder of HEAD needs no gradient */
+            if (vae) {
+                fz_reparam_backward(m->arch.sigma, t->s, t->eps, t->dz, (size_t)B * Z, t->dmu, t->ds);
+                for (int b = 0; b < B; b++) {
+                    memcpy(t->dh + (size_t)b * 2 * Z, t->dmu + b * Z, Z * sizeof(float));
+                    memcpy(t->dh + (size_t)b * 2 * Z + Z, t->ds + b * Z, Z * sizeof(float));
+                }
+            }
+            fz_net_backward(&m->enc, xin, t->dh, NULL, B);
+        }
     }
-    return c->recon_weight * recon + (vae ? c->beta * kl : 0) + c->gamma * t->last_fuzzy;
+    return c->recon_weight * recon + (use_kl ? c->beta * kl : 0) + gamma * t->last_fuzzy;
 }
 
 static int ensure_order(fz_trainer *t, size_t n, fz_err *err)
@@ -399,7 +454,7 @@ static int train_batch(fz_trainer *t, int B, fz_rng *rng, double lr, long epoch,
     if (!isfinite(*norm))
         return fz_fail(err, FZ_EDATA, "the gradient became non-finite in epoch %ld, batch %ld",
                        epoch, batch);
-    fz_optim_step(&t->opt, m->params, m->grads, NULL, lr);
+    fz_optim_step(&t->opt, m->params, m->grads, t->frozen, lr);
     return 0;
 }
 
@@ -673,7 +728,7 @@ static int cmp_float(const void *a, const void *b)
 int fz_trainer_reference_scores(fz_trainer *t, const fz_trainset *ds, fz_err *err)
 {
     fz_model *m = t->m;
-    if (!m->has_fuzzy || ds->n == 0) return 0;
+    if (!fz_model_terms(m) || ds->n == 0) return 0;
     float *scores = malloc(ds->n * sizeof(float));
     float *q = malloc(FZ_REF_SCORES * sizeof(float));
     if (!scores || !q) {
@@ -681,7 +736,7 @@ int fz_trainer_reference_scores(fz_trainer *t, const fz_trainset *ds, fz_err *er
         free(q);
         return fz_fail(err, FZ_ENOMEM, "out of memory");
     }
-    int K = m->fuzzy.K;
+    int K = fz_model_terms(m);
     for (size_t start = 0; start < ds->n; start += (size_t)t->B) {
         int B = (int)((ds->n - start) < (size_t)t->B ? ds->n - start : (size_t)t->B);
         fz_model_encode(m, ds->x + start * t->D, B, t->mu, NULL);

@@ -31,6 +31,21 @@ typedef enum fz_kl_form {
                          reproduces the published fuzzy-CVAE code) */
     FZ_KL_SOFTPLUS    /* the KL of the softplus parameterisation itself (consistent) */
 } fz_kl_form;
+/* What one training run trains (the strategies of the VAE-plus-classifier study; they apply
+ * to a fuzzy layer as to a dense head):
+ *   ALL          reconstruction + KL + the head's (fuzzy) loss, everything trained
+ *   AE           reconstruction + KL only; the head is frozen
+ *   HEAD         the head's loss only, on mu of a frozen encoder (run in evaluation mode)
+ *   CLASSIFIER   encoder + head as a plain classifier: the head's loss on mu, no decoder,
+ *                no KL
+ *   VCLASSIFIER  a variational classifier: the head sees the sampled z in training (mu at
+ *                inference), loss = head's loss + beta * KL, no decoder */
+typedef enum fz_strategy {
+    FZ_STRAT_ALL = 0, FZ_STRAT_AE, FZ_STRAT_HEAD, FZ_STRAT_CLASSIFIER, FZ_STRAT_VCLASSIFIER
+} fz_strategy;
+int fz_strategy_parse(const char *s, fz_strategy *out, fz_err *err);
+const char *fz_strategy_name(fz_strategy s);
+
 typedef enum fz_corrupt { FZ_CORRUPT_NONE = 0, FZ_CORRUPT_GAUSS, FZ_CORRUPT_FLIP } fz_corrupt;
 
 typedef struct fz_train_conf {
@@ -55,6 +70,7 @@ typedef struct fz_train_conf {
     double redraw;         /* > 0: each row's labels are used in an epoch with this
                               probability, drawn anew every epoch; 0: masks as given */
     int nclasses;          /* the first nclasses fuzzy outputs are classes (for accuracy) */
+    fz_strategy strategy;
 } fz_train_conf;
 
 /* Defaults for a preset name ("ae-mlp", "vae-mlp", "vae-conv"; anything else gets the

@@ -141,7 +141,7 @@ static int ctx_names(ctx *c, fz_err *err)
 static int ctx_open(ctx *c, const char *path, int batch, fz_err *err)
 {
     if (fz_model_load(&c->m, path, err)) return -1;
-    if (!c->m.has_fuzzy)
+    if (!fz_model_terms(&c->m))
         return fz_fail(err, FZ_EDATA,
                        "%s has no fuzzy layer: train with a fuzzy preset (fcvae-mlp, fcvae-conv) "
                        "or 'fuzzy =' in the description",
@@ -595,6 +595,9 @@ static int put_point(const ctx *c, const float *x, fz_sbuf *b, fz_err *err)
 /* --terms and --at: the report is built whole, then written, so an error prints nothing. */
 static int run_terms(ctx *c, fz_err *err)
 {
+    if (!c->m.has_fuzzy)
+        return fz_fail(err, FZ_EDATA, "%s has a dense head, not a fuzzy layer: no terms to show",
+                       opt_model);
     const fz_fuzzy *F = &c->m.fuzzy;
     int terms = opt_terms || !opt_at;
     const float *x = opt_at ? opt_point : NULL;

@@ -1,5 +1,6 @@
 /* fz-train - train an autoencoder or VAE on a stream, writing a model file with a
  * checkpoint after every epoch. */
+#include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
@@ -33,6 +34,7 @@ typedef struct options {
         set_kl, set_mom;
     double lr, wd, clip, rw, beta, momentum, gamma, redraw;
     int set_gamma, set_fnorm, set_redraw;
+    fz_strategy strategy;
     fz_mask_norm fnorm;
     int batch;
     fz_opt_kind optim;
@@ -74,6 +76,8 @@ static void help(void)
         "  --fuzzy-norm batch|labeled  average it over the batch or its labeled rows\n"
         "  --redraw P             use each row's labels with probability P, anew every\n"
         "                         epoch (default: the stream's mask_redraw, else off)\n"
+        "  --strategy S           all (default), ae (no head), head (frozen encoder),\n"
+        "                         classifier (encoder + head), vclassifier (head on z)\n"
         "\nData and output:\n"
         "  -f field     input field (default x)\n"
         "  -v valid     validation stream, evaluated after every epoch\n"
@@ -93,7 +97,7 @@ static int die_usage(const char *msg)
 
 enum {
     OPT_OPTIM = 256, OPT_WD, OPT_MOM, OPT_CLIP, OPT_SCHED, OPT_LOSS, OPT_RED, OPT_RW, OPT_BETA,
-    OPT_KL, OPT_DENOISE, OPT_DROP, OPT_GAMMA, OPT_FNORM, OPT_REDRAW
+    OPT_KL, OPT_DENOISE, OPT_DROP, OPT_GAMMA, OPT_FNORM, OPT_REDRAW, OPT_STRATEGY
 };
 
 static int parse_options(int argc, char **argv, options *o)
@@ -108,6 +112,7 @@ static int parse_options(int argc, char **argv, options *o)
         {"drop-nonfinite", no_argument, 0, OPT_DROP}, {"help", no_argument, 0, 'h'},
         {"gamma", required_argument, 0, OPT_GAMMA}, {"fuzzy-norm", required_argument, 0, OPT_FNORM},
         {"redraw", required_argument, 0, OPT_REDRAW},
+        {"strategy", required_argument, 0, OPT_STRATEGY},
         {0, 0, 0, 0}};
     fz_err err;
     long v;
@@ -216,6 +221,9 @@ static int parse_options(int argc, char **argv, options *o)
             else return die_usage("--fuzzy-norm: expected batch or labeled");
             o->set_fnorm = 1;
             break;
+        case OPT_STRATEGY:
+            if (fz_strategy_parse(optarg, &o->strategy, &err)) goto bad;
+            break;
         case OPT_REDRAW:
             if (fz_parse_double(optarg, 0, 1, &o->redraw, "--redraw", &err)) goto bad;
             o->set_redraw = 1;
@@ -270,6 +278,17 @@ static char *arch_text(const char *a, int latent, fz_err *err)
  * 10 digits, or 12 with loop/open): "fuzzy = gauss(10)" -> "fuzzy = gauss(12)". */
 static char *preset_terms(char *text, size_t k)
 {
+    char *o = strstr(text, "outputs = ");
+    if (o) { /* a dense head: "outputs = 10" -> "outputs = K" */
+        size_t need = strlen(text) + 32;
+        char *out = malloc(need);
+        if (!out) return text;
+        const char *rest = o + strlen("outputs = ");
+        while (*rest >= '0' && *rest <= '9') rest++;
+        snprintf(out, need, "%.*soutputs = %zu%s", (int)(o - text), text, k, rest);
+        free(text);
+        return out;
+    }
     char *f = strstr(text, "fuzzy = ");
     char *paren = f ? strchr(f, '(') : NULL;
     char *close = paren ? strchr(paren, ')') : NULL;
@@ -309,6 +328,7 @@ static void apply_overrides(options *o, const char *preset, fz_model_kind kind)
     if (o->set_gamma) c.gamma = o->gamma;
     if (o->set_fnorm) c.fuzzy_norm = o->fnorm;
     if (o->set_redraw) c.redraw = o->redraw;
+    c.strategy = o->strategy;
     o->conf = c;
 }
 
@@ -334,9 +354,93 @@ static void fmt_time(double s, char *buf, size_t cap)
     else snprintf(buf, cap, "%ld:%02ld", t / 60, t % 60);
 }
 
+/* ---- interruptions ---- */
+
+/* The first SIGINT, SIGTERM or SIGHUP asks training to stop after the current batch. The
+ * epoch in progress is dropped: a checkpoint in the middle of an epoch could not be resumed
+ * bit for bit (the order of the rows and the random draws are those of the whole epoch).
+ * The last end-of-epoch checkpoint is already on disk, written atomically. The handler only
+ * records the signal; everything else happens in main(). */
+static volatile sig_atomic_t stop_signal;
+
+static void on_signal(int sig)
+{
+    if (!stop_signal) stop_signal = sig;
+}
+
+/* Catch the signals that ask a run to end, except those ignored on entry (nohup, or an
+ * asynchronous command of a non-interactive shell, which ignores SIGINT). Further signals
+ * only set the same flag, so a second Ctrl-C cannot cut a checkpoint being written. */
+static void catch_signals(void)
+{
+    static const int sigs[] = {SIGINT, SIGTERM, SIGHUP};
+    struct sigaction sa, old;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sa.sa_flags = SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    for (size_t i = 0; i < sizeof sigs / sizeof *sigs; i++) sigaddset(&sa.sa_mask, sigs[i]);
+    for (size_t i = 0; i < sizeof sigs / sizeof *sigs; i++)
+        if (sigaction(sigs[i], NULL, &old) == 0 && old.sa_handler != SIG_IGN)
+            sigaction(sigs[i], &sa, NULL);
+}
+
+/* End the process by the signal that stopped it, with its default action, so that the
+ * caller sees it (a shell reports 128 + the signal number and stops a script on Ctrl-C). */
+static int die_by_signal(int sig)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = SIG_DFL;
+    sigemptyset(&sa.sa_mask);
+    sigaction(sig, &sa, NULL);
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, sig);
+    sigprocmask(SIG_UNBLOCK, &set, NULL);
+    raise(sig);
+    return 128 + sig; /* not reached */
+}
+
+static const char *signal_name(int sig)
+{
+    return sig == SIGINT ? "SIGINT" : sig == SIGTERM ? "SIGTERM" : sig == SIGHUP ? "SIGHUP" : "a signal";
+}
+
+/* Remove "<out>.tmp.<pid>" files that a killed run of a process that no longer exists left
+ * behind (fz_st_write names its temporary files so). A live process's file is kept. */
+static void remove_stale_temps(const char *out)
+{
+    const char *slash = strrchr(out, '/');
+    const char *base = slash ? slash + 1 : out;
+    size_t dlen = slash ? (size_t)(slash - out) + 1 : 0, blen = strlen(base);
+    char dir[4096];
+    if (dlen + 1 > sizeof dir || blen == 0) return;
+    memcpy(dir, out, dlen);
+    dir[dlen] = '\0';
+    DIR *d = opendir(dlen ? dir : ".");
+    if (!d) return;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        const char *n = e->d_name;
+        if (strncmp(n, base, blen) != 0 || strncmp(n + blen, ".tmp.", 5) != 0) continue;
+        const char *digits = n + blen + 5;
+        char *end;
+        errno = 0;
+        long pid = strtol(digits, &end, 10);
+        if (end == digits || *end || errno || pid <= 0 || pid == (long)getpid()) continue;
+        if (kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue;
+        char path[4096 + 256];
+        snprintf(path, sizeof path, "%s%s", dir, n);
+        unlink(path);
+    }
+    closedir(d);
+}
+
 static int on_batch(void *ctx, long epoch, long batch, long nbatches, const fz_epoch_stats *st)
 {
     progress *p = ctx;
+    if (stop_signal) return 1;
     if (p->quiet || !p->tty) return 0;
     double t = now();
     if (batch != nbatches && t - p->last < 0.2) return 0;
@@ -492,12 +596,13 @@ int main(int argc, char **argv)
     }
     apply_overrides(&o, preset, m.arch.kind);
     stream_settings(&o.conf, meta, !o.set_redraw);
-    if (m.has_fuzzy && train.k && train.k != (size_t)m.fuzzy.K) {
-        fprintf(stderr, "%s: the stream's target and mask have %zu outputs, the model's fuzzy layer %d\n",
-                prog, train.k, m.fuzzy.K);
+    int K = fz_model_terms(&m);
+    if (K && train.k && train.k != (size_t)K) {
+        fprintf(stderr, "%s: the stream's target and mask have %zu outputs, the model's %s %d\n",
+                prog, train.k, m.has_head ? "head" : "fuzzy layer", K);
         return finish(1);
     }
-    if (m.has_fuzzy && !train.k && !o.quiet)
+    if (K && !train.k && !o.quiet)
         fprintf(stderr, "%s: the stream has no target and mask (see fz-mask(1)): the fuzzy layer "
                         "will not train\n", prog);
     if (o.sched && fz_sched_parse(o.sched, o.conf.sched.lr, &o.conf.sched, &err)) {
@@ -534,11 +639,15 @@ int main(int argc, char **argv)
                 prog, train.n, train.d, m.nparams,
                 m.arch.kind == FZ_KIND_VAE ? "vae" : "ae", fz_blas_corename(), m.epoch + 1,
                 o.conf.epochs);
+    remove_stale_temps(o.out);
+    catch_signals();
+    long saved = start && !o.in ? m.epoch : -1; /* the epoch of the checkpoint in o.out */
     rc = 0;
-    while (m.epoch < o.conf.epochs) {
+    while (m.epoch < o.conf.epochs && !stop_signal) {
         fz_epoch_stats es, vs = {0};
         int r = fz_trainer_epoch(t, &train, on_batch, &p, &es, &err);
         if (p.tty && !o.quiet) fputs("\r\033[K", stderr);
+        if (r > 0) break; /* a signal: the incomplete epoch is dropped */
         if (r) {
             fprintf(stderr, "%s: %s; %s keeps the checkpoint of epoch %ld\n", prog, err.msg,
                     o.out, m.epoch);
@@ -550,23 +659,30 @@ int main(int argc, char **argv)
             break;
         }
         /* After the last epoch the model also carries the training data's anomaly scores. */
-        if (m.epoch == o.conf.epochs && m.has_fuzzy &&
+        if (m.epoch == o.conf.epochs && K &&
             fz_trainer_reference_scores(t, &train, &err)) {
             rc = fail(&err);
             break;
         }
         if (fz_model_save(&m, o.out, fz_trainer_optim(t), &err)) {
-            rc = fail(&err);
+            /* the save is atomic: the file holds what it held before */
+            if (saved >= 0)
+                fprintf(stderr, "%s: %s; %s keeps the checkpoint of epoch %ld\n", prog, err.msg,
+                        o.out, saved);
+            else
+                fprintf(stderr, "%s: %s; %s was not written\n", prog, err.msg, o.out);
+            rc = 1;
             break;
         }
+        saved = m.epoch;
         double rate = es.seconds > 0 ? (double)es.samples / es.seconds : 0;
         if (!o.quiet) {
             fprintf(stderr, "epoch %ld/%d loss %.6g recon %.6g kl %.5g", m.epoch, o.conf.epochs,
                     es.loss, es.recon, es.kl);
-            if (m.has_fuzzy) fprintf(stderr, " fuzzy %.5g", es.fuzzy);
+            if (K) fprintf(stderr, " fuzzy %.5g", es.fuzzy);
             if (es.labeled) fprintf(stderr, " acc %.2f%%", 100.0 * es.correct / es.labeled);
             if (valid.n) fprintf(stderr, " | valid loss %.6g recon %.6g kl %.5g", vs.loss, vs.recon, vs.kl);
-            if (valid.n && m.has_fuzzy) fprintf(stderr, " fuzzy %.5g", vs.fuzzy);
+            if (valid.n && K) fprintf(stderr, " fuzzy %.5g", vs.fuzzy);
             if (vs.labeled) fprintf(stderr, " acc %.2f%%", 100.0 * vs.correct / vs.labeled);
             fprintf(stderr, " | %.1f s, %.0f samples/s\n", es.seconds, rate);
         }
@@ -582,13 +698,29 @@ int main(int argc, char **argv)
             fputc('\t', log_file);
             if (vs.labeled) fprintf(log_file, "%.6f", (double)vs.correct / vs.labeled);
             fputc('\n', log_file);
-            fflush(log_file);
+            /* a log that cannot be written (a full disk) ends the run now, not at the end */
+            if (fflush(log_file) || ferror(log_file)) {
+                fprintf(stderr, "%s: %s: %s; %s keeps the checkpoint of epoch %ld\n", prog,
+                        o.log, strerror(errno), o.out, saved);
+                rc = 1;
+                break;
+            }
         }
     }
-    if (log_file && fclose(log_file)) {
+    if (log_file && fclose(log_file) && rc == 0) {
         fprintf(stderr, "%s: %s: %s\n", prog, o.log, strerror(errno));
         rc = 1;
     }
     log_file = NULL;
-    return finish(rc);
+    int sig = stop_signal;
+    if (sig && rc == 0) {
+        if (saved >= 0)
+            fprintf(stderr, "%s: stopped by %s; %s keeps the checkpoint of epoch %ld\n", prog,
+                    signal_name(sig), o.out, saved);
+        else
+            fprintf(stderr, "%s: stopped by %s before the end of the first epoch; %s was not "
+                            "written\n", prog, signal_name(sig), o.out);
+    }
+    rc = finish(rc);
+    return sig && rc == 0 ? die_by_signal(sig) : rc;
 }

@@ -98,6 +98,27 @@ b = open(sys.argv[1], 'rb').read(); n = struct.unpack('<Q', b[:8])[0]
 t = json.loads(json.loads(b[8:8 + n])['__metadata__']['train'])
 assert t['redraw'] == 0.5, t" "$T/rd.st" || fail "mask_redraw not honoured"
 
+# --- the VAE-plus-classifier and its training strategies ---
+fz-mask "$T/wdbc.npy" >"$T/wdbcm.npy" || fail "fz-mask wdbc"
+expect_exit 0 fz-train -a vaec-mlp --loss mse -B 8 -m 30 -r 1e-2 --strategy classifier -o "$T/cls.st" "$T/wdbcm.npy"
+grep -q '^epoch 30/30 .* acc 100.00%' "$T/err" || fail "the classifier did not fit 40 rows: $(tail -n 1 "$T/err")"
+expect_exit 0 fz-train -i "$T/cls.st" --strategy head -m 3 -r 1e-2 -o "$T/head.st" "$T/wdbcm.npy"
+"$PY" - "$T/cls.st" "$T/head.st" <<'PY' || fail "strategy head changed the encoder, or not the head"
+import json, struct, sys
+import numpy as np
+def load(p):
+    b = open(p, "rb").read(); n = struct.unpack("<Q", b[:8])[0]; h = json.loads(b[8:8 + n])
+    h.pop("__metadata__")
+    return {k: np.frombuffer(b[8 + n + v["data_offsets"][0]:8 + n + v["data_offsets"][1]], "u1")
+            for k, v in h.items()}
+a, b = load(sys.argv[1]), load(sys.argv[2])
+for k in a:
+    if k.startswith(("encoder.", "decoder.")) and "num_batches" not in k:
+        assert (a[k] == b[k]).all(), k
+assert any((a[k] != b[k]).any() for k in a if k.startswith("head.")), "head did not train"
+PY
+expect_exit 2 fz-train -a vaec-mlp --strategy nothing -o "$T/x.st" "$T/wdbcm.npy"
+
 # --- bad input: one line, exit 1 ---
 expect_exit 1 fz-encode -i "$T/wdbc.st" "$T/test.npy"
 expect_err 'has shape \(1, 28, 28\), the model .* takes \(30,\)'
