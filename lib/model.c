@@ -124,6 +124,8 @@ void fz_model_free(fz_model *m)
     free(m->arch_text);
     free(m->opt_state);
     free(m->ref_scores);
+    free(m->latent_mean);
+    free(m->latent_std);
     for (int i = 0; i < m->nmeta; i++) {
         free(m->meta_key[i]);
         free(m->meta_val[i]);
@@ -307,6 +309,13 @@ int fz_model_save(const fz_model *m, const char *path, const fz_optim *opt, fz_e
             fz_st_add(c.w, "fuzzy.active", "U8", m->fuzzy.active, (size_t)m->fuzzy.K, 1, as, err))
             goto out;
     }
+    if (m->latent_mean && m->latent_std) {
+        int64_t zs[1] = {m->arch.latent}, one[1] = {1};
+        if (fz_st_add_f32(c.w, "latent.mean", m->latent_mean, 1, zs, err) ||
+            fz_st_add_f32(c.w, "latent.std", m->latent_std, 1, zs, err) ||
+            fz_st_add_f32(c.w, "latent.rms", &m->latent_rms, 1, one, err))
+            goto out;
+    }
     if (m->ref_scores && m->nref > 0) {
         int64_t rs[1] = {m->nref};
         if (fz_st_add_f32(c.w, "fuzzy.ref_scores", m->ref_scores, 1, rs, err)) goto out;
@@ -416,6 +425,22 @@ int fz_model_load(fz_model *m, const char *path, fz_err *err)
     long v;
     if (ep && fz_parse_long(ep, 0, 1L << 40, &v, "epoch", err) == 0) m->epoch = v;
     if (st && fz_parse_long(st, 0, 1L << 40, &v, "step", err) == 0) m->step = v;
+    if (fz_st_find(f, "latent.mean")) {
+        int64_t zs[1] = {m->arch.latent}, one[1] = {1};
+        const float *mean = fz_st_f32(f, "latent.mean", 1, zs, err);
+        const float *sd = mean ? fz_st_f32(f, "latent.std", 1, zs, err) : NULL;
+        const float *rms = sd ? fz_st_f32(f, "latent.rms", 1, one, err) : NULL;
+        if (!rms) goto fail;
+        m->latent_mean = malloc(zs[0] * sizeof(float));
+        m->latent_std = malloc(zs[0] * sizeof(float));
+        if (!m->latent_mean || !m->latent_std) {
+            fz_fail(err, FZ_ENOMEM, "out of memory");
+            goto fail;
+        }
+        memcpy(m->latent_mean, mean, zs[0] * sizeof(float));
+        memcpy(m->latent_std, sd, zs[0] * sizeof(float));
+        m->latent_rms = rms[0];
+    }
     const fz_st_tensor *rs = fz_st_find(f, "fuzzy.ref_scores");
     if (rs && strcmp(rs->dtype, "F32") == 0 && rs->ndim == 1 && rs->shape[0] > 0 &&
         rs->shape[0] <= 100000) {

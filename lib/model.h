@@ -7,6 +7,8 @@
  *     "optim.state" is left out);
  *   - with a fuzzy layer, its tensors ("fuzzy.centers", ... see fuzzy.h) and its masks
  *     "fuzzy.input_mask" (K, Z) and "fuzzy.active" (K) as U8;
+ *   - after training, "latent.mean" and "latent.std" (Z) and "latent.rms" (1): a Gaussian
+ *     fitted to the training data's mu, for the confidence of new inputs;
  *   - when saved as a checkpoint, the optimiser state "optim.state" (F32);
  *   - __metadata__: "fz_format" ("fz-model 1"), "arch" (the canonical description, see
  *     arch.h), "input_shape" (JSON array), "epoch", "step", any key set with
@@ -42,6 +44,9 @@ typedef struct fz_model {
     long step;            /* optimiser steps taken */
     int nmeta;
     char *meta_key[FZ_MODEL_MAX_META], *meta_val[FZ_MODEL_MAX_META];
+    float *latent_mean;   /* (Z) mean of the training data's mu, or NULL */
+    float *latent_std;    /* (Z) its standard deviation per dimension */
+    float latent_rms;     /* one standard deviation for all dimensions: sqrt(mean of var) */
     float *ref_scores;    /* (nref) sorted, or NULL */
     int nref;
     /* optimiser checkpoint found in a loaded file (NULL if none) */

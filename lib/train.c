@@ -728,23 +728,52 @@ static int cmp_float(const void *a, const void *b)
 int fz_trainer_reference_scores(fz_trainer *t, const fz_trainset *ds, fz_err *err)
 {
     fz_model *m = t->m;
-    if (!fz_model_terms(m) || ds->n == 0) return 0;
-    float *scores = malloc(ds->n * sizeof(float));
-    float *q = malloc(FZ_REF_SCORES * sizeof(float));
-    if (!scores || !q) {
+    if (ds->n == 0) return 0;
+    int K = fz_model_terms(m), Z = t->Z;
+    float *scores = K ? malloc(ds->n * sizeof(float)) : NULL;
+    float *q = K ? malloc(FZ_REF_SCORES * sizeof(float)) : NULL;
+    float *mean = malloc((size_t)Z * sizeof(float)), *sd = malloc((size_t)Z * sizeof(float));
+    double *sum = calloc((size_t)Z, sizeof(double)), *sum2 = calloc((size_t)Z, sizeof(double));
+    if ((K && (!scores || !q)) || !mean || !sd || !sum || !sum2) {
         free(scores);
         free(q);
+        free(mean);
+        free(sd);
+        free(sum);
+        free(sum2);
         return fz_fail(err, FZ_ENOMEM, "out of memory");
     }
-    int K = fz_model_terms(m);
     for (size_t start = 0; start < ds->n; start += (size_t)t->B) {
         int B = (int)((ds->n - start) < (size_t)t->B ? ds->n - start : (size_t)t->B);
         fz_model_encode(m, ds->x + start * t->D, B, t->mu, NULL);
+        for (int b = 0; b < B; b++)
+            for (int k = 0; k < Z; k++) {
+                double v = t->mu[(size_t)b * Z + k];
+                sum[k] += v;
+                sum2[k] += v * v;
+            }
+        if (!K) continue;
         fz_model_memberships(m, t->mu, B, t->memb);
         for (int b = 0; b < B; b++)
             scores[start + (size_t)b] =
                 (float)fz_anomaly_score(t->memb + (size_t)b * K, K, t->c.nclasses);
     }
+    double var_all = 0, n = (double)ds->n;
+    for (int k = 0; k < Z; k++) {
+        double mu = sum[k] / n, var = sum2[k] / n - mu * mu;
+        if (var < 0) var = 0;
+        mean[k] = (float)mu;
+        sd[k] = (float)sqrt(var);
+        var_all += var;
+    }
+    free(sum);
+    free(sum2);
+    free(m->latent_mean);
+    free(m->latent_std);
+    m->latent_mean = mean;
+    m->latent_std = sd;
+    m->latent_rms = (float)sqrt(var_all / Z);
+    if (!K) return 0;
     qsort(scores, ds->n, sizeof(float), cmp_float);
     /* quantile i/(Q-1), nearest rank */
     for (int i = 0; i < FZ_REF_SCORES; i++) {

@@ -129,8 +129,10 @@ const fz_optim *fz_trainer_optim(const fz_trainer *t);
  * infinite loss, naming the epoch and batch). */
 int fz_trainer_epoch(fz_trainer *t, const fz_trainset *ds, fz_progress_fn progress, void *ctx,
                      fz_epoch_stats *st, fz_err *err);
-/* Store in the model the quantiles of the anomaly scores of ds in evaluation mode (see
- * fz_anomaly_score), for thresholds from a contamination rate. Needs a fuzzy layer. */
+/* At the end of training: store in the model the Gaussian fitted to the mu of ds (mean and
+ * standard deviation per dimension, and one for all dimensions), and, with a fuzzy layer or
+ * head, the quantiles of the anomaly scores of ds (see fz_anomaly_score) for thresholds from
+ * a contamination rate. Evaluation mode. */
 int fz_trainer_reference_scores(fz_trainer *t, const fz_trainset *ds, fz_err *err);
 /* Losses on ds in evaluation mode with z = mu (no optimiser step). */
 int fz_trainer_evaluate(fz_trainer *t, const fz_trainset *ds, fz_epoch_stats *st, fz_err *err);

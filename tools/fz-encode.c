@@ -15,8 +15,8 @@ static const char *prog = "fz-encode";
 
 static void usage(FILE *to)
 {
-    fprintf(to, "usage: fz-encode -i model [-S] [-s seed] [-f field] [-k] [-d fields] [-B batch] "
-                "[-t threads] [-o out] [in]\n");
+    fprintf(to, "usage: fz-encode -i model [-S] [-s seed] [-c diag|scalar] [-f field] [-k] [-d fields] "
+                "[-B batch] [-t threads] [-o out] [in]\n");
 }
 
 static void help(long batch)
@@ -29,6 +29,9 @@ static void help(long batch)
            "  -i model    model file (required)\n"
            "  -S          z sampled as mu + sigma * eps (default: z = mu)\n"
            "  -s seed     seed of the sampling (default 0)\n"
+           "  -c diag|scalar  add 'sigmas' (Z): how many standard deviations mu lies from the\n"
+           "              Gaussian fitted to the training data's mu, per dimension, with a\n"
+           "              diagonal covariance or one variance for all dimensions\n"
            "  -f field    input field (default x)\n"
            "  -k          keep the input field in the output\n"
            "  -d fields   also drop these fields (comma-separated)\n"
@@ -54,15 +57,23 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     const char *model_path = NULL, *out_path = NULL, *field = "x";
     char *drop_list = NULL;
-    int sample = 0, keep = 0, c;
+    int sample = 0, keep = 0, c, conf = 0; /* conf: 0 none, 1 diagonal, 2 scalar */
     long seed = 0, batch = 256, threads = 0;
     fz_err err;
     opterr = 0;
-    while ((c = getopt(argc, argv, "i:Ss:f:kd:B:t:o:h")) != -1) {
+    while ((c = getopt(argc, argv, "i:Ss:c:f:kd:B:t:o:h")) != -1) {
         switch (c) {
         case 'i': model_path = optarg; break;
         case 'S': sample = 1; break;
         case 's': if (fz_parse_long(optarg, 0, 2147483647L, &seed, "-s", &err)) goto bad; break;
+        case 'c':
+            if (strcmp(optarg, "diag") == 0) conf = 1;
+            else if (strcmp(optarg, "scalar") == 0) conf = 2;
+            else {
+                fprintf(stderr, "%s: -c: expected diag or scalar\n", prog);
+                return 2;
+            }
+            break;
         case 'f': field = optarg; break;
         case 'k': keep = 1; break;
         case 'd': drop_list = optarg; break;
@@ -108,6 +119,11 @@ int main(int argc, char **argv)
         goto fail;
     }
     int vae = m.arch.kind == FZ_KIND_VAE, Z = fz_model_latent(&m);
+    if (conf && !m.latent_mean) {
+        fz_fail(&err, FZ_EDATA, "%s holds no Gaussian of its training latents (a model from an "
+                "older fz, or training did not finish): -c needs one", model_path);
+        goto fail;
+    }
     /* Output: the input's fields minus the input (unless -k), minus -d, minus any old latents. */
     const char *drop[FZ_MAX_FIELDS + 8];
     int nd = drop_list ? fz_split_names(drop_list, drop, FZ_MAX_FIELDS) : 0;
@@ -115,6 +131,7 @@ int main(int argc, char **argv)
     drop[nd++] = "mu";
     drop[nd++] = "logvar";
     drop[nd++] = "z";
+    drop[nd++] = "sigmas";
     drop[nd] = NULL;
     fz_schema out;
     fz_rowmap map;
@@ -122,8 +139,10 @@ int main(int argc, char **argv)
     if (fz_rowmap_build(&map, in, &out, drop, &err) ||
         fz_schema_add(&out, "mu", FZ_F4, 0, 1, zshape, &err) ||
         (vae && fz_schema_add(&out, "logvar", FZ_F4, 0, 1, zshape, &err)) ||
-        fz_schema_add(&out, "z", FZ_F4, 0, 1, zshape, &err))
+        fz_schema_add(&out, "z", FZ_F4, 0, 1, zshape, &err) ||
+        (conf && fz_schema_add(&out, "sigmas", FZ_F4, 0, 1, zshape, &err)))
         goto fail;
+    int sg_i = conf ? fz_schema_find(&out, "sigmas") : -1;
     int mu_i = fz_schema_find(&out, "mu"), lv_i = vae ? fz_schema_find(&out, "logvar") : -1,
         z_i = fz_schema_find(&out, "z");
     if (!(w = fz_writer_open(out_path, &out, fz_reader_meta(r), 0, &err))) goto fail;
@@ -165,6 +184,11 @@ int main(int argc, char **argv)
                     if (sample) zv = (float)(mv + sigma * fz_rng_normal(&rng));
                 }
                 fz_field_set(&out.field[z_i], orow, (size_t)k, zv);
+                if (conf) {
+                    double sd = conf == 1 ? m.latent_std[k] : m.latent_rms;
+                    fz_field_set(&out.field[sg_i], orow, (size_t)k,
+                                 sd > 0 ? (mv - m.latent_mean[k]) / sd : 0.0);
+                }
             }
         }
         if (fz_writer_write(w, outbuf, (size_t)n, &err)) goto fail;

@@ -659,7 +659,7 @@ int main(int argc, char **argv)
             break;
         }
         /* After the last epoch the model also carries the training data's anomaly scores. */
-        if (m.epoch == o.conf.epochs && K &&
+        if (m.epoch == o.conf.epochs &&
             fz_trainer_reference_scores(t, &train, &err)) {
             rc = fail(&err);
             break;

@@ -98,6 +98,26 @@ b = open(sys.argv[1], 'rb').read(); n = struct.unpack('<Q', b[:8])[0]
 t = json.loads(json.loads(b[8:8 + n])['__metadata__']['train'])
 assert t['redraw'] == 0.5, t" "$T/rd.st" || fail "mask_redraw not honoured"
 
+# --- confidence: how many standard deviations from the training latents' Gaussian ---
+fz-encode -i "$T/full.st" -c diag "$T/train.npy" >"$T/conf.npy" || fail "fz-encode -c diag"
+"$PY" - "$T/conf.npy" <<'PY' || fail "sigmas of the training data are not standardised"
+import sys
+sys.path.insert(0, sys.argv[0].rsplit("/", 1)[0])
+import numpy as np
+from numpy.lib import format as npf
+f = open(sys.argv[1], "rb")
+rows = []
+while f.peek(1):
+    v = npf.read_magic(f)
+    shape, _, dt = npf.read_array_header_1_0(f)
+    a = np.frombuffer(f.read(int(np.prod(shape)) * dt.itemsize), dt)
+    if a.dtype.names: rows.append(a)
+s = np.concatenate(rows)["sigmas"].astype(np.float64)
+assert np.allclose(s.mean(0), 0, atol=1e-3), s.mean(0)
+assert np.allclose(s.std(0), 1, atol=1e-3), s.std(0)
+PY
+expect_exit 2 fz-encode -i "$T/full.st" -c both "$T/test.npy"
+
 # --- the VAE-plus-classifier and its training strategies ---
 fz-mask "$T/wdbc.npy" >"$T/wdbcm.npy" || fail "fz-mask wdbc"
 expect_exit 0 fz-train -a vaec-mlp --loss mse -B 8 -m 30 -r 1e-2 --strategy classifier -o "$T/cls.st" "$T/wdbcm.npy"
