@@ -100,6 +100,31 @@ int fz_strategy_parse(const char *s, fz_strategy *out, fz_err *err)
                    "strategy '%s': expected all, ae, head, classifier or vclassifier", s);
 }
 
+int fz_freeze_parse(const char *s, unsigned *out, fz_err *err)
+{
+    static const struct {
+        const char *name;
+        unsigned bit;
+    } groups[] = {{"encoder", FZ_FREEZE_ENCODER}, {"decoder", FZ_FREEZE_DECODER},
+                  {"centers", FZ_FREEZE_CENTERS}, {"scales", FZ_FREEZE_SCALES},
+                  {"lower", FZ_FREEZE_LOWER},     {"bell", FZ_FREEZE_BELL},
+                  {"conseq", FZ_FREEZE_CONSEQ}};
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s", s);
+    *out = 0;
+    for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
+        size_t i;
+        for (i = 0; i < sizeof groups / sizeof groups[0]; i++)
+            if (strcmp(tok, groups[i].name) == 0) break;
+        if (i == sizeof groups / sizeof groups[0])
+            return fz_fail(err, FZ_EUSAGE,
+                           "freeze '%s': expected encoder, decoder, centers, scales, lower, bell or "
+                           "conseq", tok);
+        *out |= groups[i].bit;
+    }
+    return 0;
+}
+
 static const char *recon_name(fz_recon r) { return r == FZ_RECON_BCE ? "bce" : "sqerr"; }
 
 char *fz_train_conf_json(const fz_train_conf *c)
@@ -131,7 +156,8 @@ char *fz_train_conf_json(const fz_train_conf *c)
     fz_sbuf_printf(&b, ",\"fuzzy_norm\":\"%s\",\"redraw\":",
                    c->fuzzy_norm == FZ_MASK_PER_ACTIVE ? "labeled" : "batch");
     fz_sbuf_json_f64(&b, c->redraw);
-    fz_sbuf_printf(&b, ",\"strategy\":\"%s\"}", fz_strategy_name(c->strategy));
+    fz_sbuf_printf(&b, ",\"strategy\":\"%s\",\"two_step\":%s,\"freeze\":%u}",
+                   fz_strategy_name(c->strategy), c->two_step ? "true" : "false", c->freeze);
     return fz_sbuf_take(&b);
 }
 
@@ -153,6 +179,8 @@ struct fz_trainer {
     float *dh;          /* (B, E) */
     int K;              /* fuzzy outputs (0: no fuzzy part in the loss) */
     unsigned char *frozen; /* (nparams) parameters the strategy leaves alone, or NULL */
+    unsigned char *frozen2[2]; /* two-step: (nparams) for the VAE step and the head step */
+    fz_strategy cur;    /* the strategy of the step under way */
     const float *hin;   /* (B, Z) the head's input of the latest forward: mu or z */
     float *memb, *tgt, *msk, *dm; /* (B, K) */
     float *dmf;         /* (B, Z) gradient of the fuzzy loss wrt mu */
@@ -188,7 +216,38 @@ void fz_trainer_free(fz_trainer *t)
     free(t->xt);
     free(t->lab);
     free(t->frozen);
+    free(t->frozen2[0]);
+    free(t->frozen2[1]);
     free(t);
+}
+
+/* The parameters a strategy (and the freeze bits) leave alone: (nparams) bytes, 1 = frozen.
+ * The block is encoder | decoder | head or fuzzy layer. */
+static unsigned char *frozen_mask(const fz_model *m, fz_strategy st, unsigned freeze)
+{
+    unsigned char *f = calloc(m->nparams ? m->nparams : 1, 1);
+    if (!f) return NULL;
+    size_t enc = m->enc.nparams, dec_end = m->fuzzy_off;
+    if (st == FZ_STRAT_AE) memset(f + dec_end, 1, m->nparams - dec_end);
+    if (st == FZ_STRAT_HEAD) memset(f, 1, dec_end);
+    if (st == FZ_STRAT_CLASSIFIER || st == FZ_STRAT_VCLASSIFIER) memset(f + enc, 1, dec_end - enc);
+    if (freeze & FZ_FREEZE_ENCODER) memset(f, 1, enc);
+    if (freeze & FZ_FREEZE_DECODER) memset(f + enc, 1, dec_end - enc);
+    if (m->has_fuzzy && (freeze & 0xff)) {
+        /* the fuzzy layer marks its own groups in its slice */
+        fz_fuzzy tmp = m->fuzzy;
+        tmp.freeze = freeze & 0xff;
+        size_t n = fz_fuzzy_nparams(&tmp);
+        unsigned char *g = calloc(n ? n : 1, 1);
+        if (!g) {
+            free(f);
+            return NULL;
+        }
+        fz_fuzzy_frozen(&tmp, g);
+        for (size_t i = 0; i < n; i++) f[m->fuzzy_off + i] |= g[i];
+        free(g);
+    }
+    return f;
 }
 
 fz_trainer *fz_trainer_new(fz_model *m, const fz_train_conf *c, fz_err *err)
@@ -244,26 +303,28 @@ fz_trainer *fz_trainer_new(fz_model *m, const fz_train_conf *c, fz_err *err)
         goto fail;
     }
     for (int b = 0; b < t->B; b++) t->lab[b] = -1;
-    if (c->strategy != FZ_STRAT_ALL) {
-        /* params: encoder | decoder | head or fuzzy layer */
-        size_t enc = m->enc.nparams, dec_end = m->fuzzy_off;
-        t->frozen = calloc(m->nparams ? m->nparams : 1, 1);
-        if (!t->frozen) {
-            fz_fail(err, FZ_ENOMEM, "out of memory");
-            goto fail;
-        }
-        if (c->strategy == FZ_STRAT_AE) memset(t->frozen + dec_end, 1, m->nparams - dec_end);
-        if (c->strategy == FZ_STRAT_HEAD) memset(t->frozen, 1, dec_end);
-        if (c->strategy == FZ_STRAT_CLASSIFIER || c->strategy == FZ_STRAT_VCLASSIFIER)
-            memset(t->frozen + enc, 1, dec_end - enc);
-        if (c->strategy != FZ_STRAT_AE && !t->K) {
-            fz_fail(err, FZ_EUSAGE, "strategy %s needs a model with a fuzzy layer or a head",
-                    fz_strategy_name(c->strategy));
-            goto fail;
-        }
+    t->cur = c->strategy;
+    if (c->strategy != FZ_STRAT_AE && c->strategy != FZ_STRAT_ALL && !t->K) {
+        fz_fail(err, FZ_EUSAGE, "strategy %s needs a model with a fuzzy layer or a head",
+                fz_strategy_name(c->strategy));
+        goto fail;
+    }
+    if (c->two_step && (c->strategy != FZ_STRAT_ALL || !t->K)) {
+        fz_fail(err, FZ_EUSAGE, "two steps per batch need strategy all and a fuzzy layer or head");
+        goto fail;
+    }
+    if (c->strategy != FZ_STRAT_ALL || c->freeze) {
+        if (!(t->frozen = frozen_mask(m, c->strategy, c->freeze))) goto oom;
+    }
+    if (c->two_step) {
+        if (!(t->frozen2[0] = frozen_mask(m, FZ_STRAT_AE, c->freeze)) ||
+            !(t->frozen2[1] = frozen_mask(m, FZ_STRAT_CLASSIFIER, c->freeze)))
+            goto oom;
     }
     if (fz_model_reserve(m, t->B, err)) goto fail;
     return t;
+oom:
+    fz_fail(err, FZ_ENOMEM, "out of memory");
 fail:
     fz_trainer_free(t);
     return NULL;
@@ -307,7 +368,7 @@ static double batch_step(fz_trainer *t, int B, int train, fz_rng *rng, double *r
         corrupt(c, t->x, t->xin, (size_t)B * D, rng);
         xin = t->xin;
     }
-    fz_strategy st = c->strategy;
+    fz_strategy st = t->cur;
     int use_dec = !train || st == FZ_STRAT_ALL || st == FZ_STRAT_AE;
     int use_kl = vae && (!train || (st != FZ_STRAT_HEAD && st != FZ_STRAT_CLASSIFIER));
     double gamma = st == FZ_STRAT_AE ? 0 : c->gamma;
@@ -444,6 +505,29 @@ static int train_batch(fz_trainer *t, int B, fz_rng *rng, double lr, long epoch,
                        double *loss, double *recon, double *kl, double *norm, fz_err *err)
 {
     fz_model *m = t->m;
+    if (t->c.two_step) {
+        /* First the VAE's loss with the head frozen, then the head's loss with the decoder
+         * frozen, each with its own optimiser step; the reported parts add up both. */
+        double fuzzy = 0;
+        for (int k = 0; k < 2; k++) {
+            t->cur = k == 0 ? FZ_STRAT_AE : FZ_STRAT_CLASSIFIER;
+            double l = batch_step(t, B, 1, rng, k == 0 ? recon : &fuzzy, k == 0 ? kl : &fuzzy);
+            if (k == 1) fuzzy = t->last_fuzzy;
+            *norm = fz_clip_grad_norm(m->grads, m->nparams, t->c.clip);
+            if (!isfinite(l) || !isfinite(*norm)) {
+                t->cur = FZ_STRAT_ALL;
+                return fz_fail(err, FZ_EDATA,
+                               "the loss or its gradient became non-finite in epoch %ld, batch "
+                               "%ld (%s step): try a lower learning rate or gradient clipping",
+                               epoch, batch, k == 0 ? "VAE" : "head");
+            }
+            fz_optim_step(&t->opt, m->params, m->grads, t->frozen2[k], lr);
+        }
+        t->cur = FZ_STRAT_ALL;
+        t->last_fuzzy = fuzzy;
+        *loss = t->c.recon_weight * *recon + t->c.beta * *kl + t->c.gamma * fuzzy;
+        return 0;
+    }
     *loss = batch_step(t, B, 1, rng, recon, kl);
     if (!isfinite(*loss))
         return fz_fail(err, FZ_EDATA,

@@ -71,7 +71,16 @@ typedef struct fz_train_conf {
                               probability, drawn anew every epoch; 0: masks as given */
     int nclasses;          /* the first nclasses fuzzy outputs are classes (for accuracy) */
     fz_strategy strategy;
+    int two_step;          /* with strategy ALL: two optimiser steps per batch, the VAE loss
+                              (head frozen) then the head's loss (decoder frozen) */
+    unsigned freeze;       /* FZ_FREEZE_* groups of the fuzzy layer (fuzzy.h) and the bits
+                              below, left alone by the optimiser */
 } fz_train_conf;
+
+#define FZ_FREEZE_ENCODER 0x100
+#define FZ_FREEZE_DECODER 0x200
+/* "encoder,decoder,centers,scales,lower,bell,conseq" -> bits; 0 or -1 with a reason. */
+int fz_freeze_parse(const char *s, unsigned *out, fz_err *err);
 
 /* Defaults for a preset name ("ae-mlp", "vae-mlp", "vae-conv"; anything else gets the
  * vae-mlp settings for a vae and the ae-mlp ones for an ae). */

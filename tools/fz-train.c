@@ -35,6 +35,8 @@ typedef struct options {
     double lr, wd, clip, rw, beta, momentum, gamma, redraw;
     int set_gamma, set_fnorm, set_redraw;
     fz_strategy strategy;
+    int two_step;
+    unsigned freeze;
     fz_mask_norm fnorm;
     int batch;
     fz_opt_kind optim;
@@ -78,6 +80,9 @@ static void help(void)
         "                         epoch (default: the stream's mask_redraw, else off)\n"
         "  --strategy S           all (default), ae (no head), head (frozen encoder),\n"
         "                         classifier (encoder + head), vclassifier (head on z)\n"
+        "  --two-step             two optimiser steps per batch: VAE loss, then fuzzy loss\n"
+        "  --freeze LIST          leave these alone: encoder, decoder, centers, scales,\n"
+        "                         lower, bell, conseq (comma-separated)\n"
         "\nData and output:\n"
         "  -f field     input field (default x)\n"
         "  -v valid     validation stream, evaluated after every epoch\n"
@@ -97,7 +102,8 @@ static int die_usage(const char *msg)
 
 enum {
     OPT_OPTIM = 256, OPT_WD, OPT_MOM, OPT_CLIP, OPT_SCHED, OPT_LOSS, OPT_RED, OPT_RW, OPT_BETA,
-    OPT_KL, OPT_DENOISE, OPT_DROP, OPT_GAMMA, OPT_FNORM, OPT_REDRAW, OPT_STRATEGY
+    OPT_KL, OPT_DENOISE, OPT_DROP, OPT_GAMMA, OPT_FNORM, OPT_REDRAW, OPT_STRATEGY, OPT_TWO,
+    OPT_FREEZE
 };
 
 static int parse_options(int argc, char **argv, options *o)
@@ -113,6 +119,7 @@ static int parse_options(int argc, char **argv, options *o)
         {"gamma", required_argument, 0, OPT_GAMMA}, {"fuzzy-norm", required_argument, 0, OPT_FNORM},
         {"redraw", required_argument, 0, OPT_REDRAW},
         {"strategy", required_argument, 0, OPT_STRATEGY},
+        {"two-step", no_argument, 0, OPT_TWO}, {"freeze", required_argument, 0, OPT_FREEZE},
         {0, 0, 0, 0}};
     fz_err err;
     long v;
@@ -220,6 +227,10 @@ static int parse_options(int argc, char **argv, options *o)
             else if (strcmp(optarg, "labeled") == 0) o->fnorm = FZ_MASK_PER_ACTIVE;
             else return die_usage("--fuzzy-norm: expected batch or labeled");
             o->set_fnorm = 1;
+            break;
+        case OPT_TWO: o->two_step = 1; break;
+        case OPT_FREEZE:
+            if (fz_freeze_parse(optarg, &o->freeze, &err)) goto bad;
             break;
         case OPT_STRATEGY:
             if (fz_strategy_parse(optarg, &o->strategy, &err)) goto bad;
@@ -329,6 +340,8 @@ static void apply_overrides(options *o, const char *preset, fz_model_kind kind)
     if (o->set_fnorm) c.fuzzy_norm = o->fnorm;
     if (o->set_redraw) c.redraw = o->redraw;
     c.strategy = o->strategy;
+    c.two_step = o->two_step;
+    c.freeze = o->freeze;
     o->conf = c;
 }
 

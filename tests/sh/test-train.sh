@@ -86,6 +86,21 @@ assert json.loads(meta["outputs"])[-2:] == ["loop", "open"], meta["outputs"]
 assert h["fuzzy.centers"]["shape"] == [12, 2], h["fuzzy.centers"]
 assert h["fuzzy.ref_scores"]["shape"] == [1001], h["fuzzy.ref_scores"]
 PY
+# freezing: the centres stay put while the rest trains; two steps per batch run
+expect_exit 0 fz-train -i "$T/fc.st" --freeze centers -m 2 -r 5e-3 -o "$T/frz.st" "$T/masked.npy"
+"$PY" - "$T/fc.st" "$T/frz.st" <<'PY' || fail "--freeze centers"
+import json, struct, sys
+def raw(p, name):
+    b = open(p, "rb").read(); n = struct.unpack("<Q", b[:8])[0]; h = json.loads(b[8:8 + n])
+    o = h[name]["data_offsets"]
+    return b[8 + n + o[0]:8 + n + o[1]]
+assert raw(sys.argv[1], "fuzzy.centers") == raw(sys.argv[2], "fuzzy.centers")
+assert raw(sys.argv[1], "fuzzy.scales") != raw(sys.argv[2], "fuzzy.scales")
+assert raw(sys.argv[1], "encoder.1.weight") != raw(sys.argv[2], "encoder.1.weight")
+PY
+expect_exit 0 fz-train -a fcvae-mlp --two-step -m 1 -o "$T/two.st" "$T/masked.npy"
+expect_exit 2 fz-train -a fcvae-mlp --freeze everything -o "$T/x.st" "$T/masked.npy"
+
 # the fuzzy layer must match the stream's outputs; a redraw probability is honoured
 fz-mask "$T/train.npy" >"$T/ten.npy"
 expect_exit 1 fz-train -i "$T/fc.st" -m 1 -o "$T/fc2.st" "$T/ten.npy"
