@@ -19,9 +19,10 @@ void fz_train_defaults(fz_train_conf *c, const char *preset, fz_model_kind kind)
     c->corrupt = FZ_CORRUPT_NONE;
     c->gamma = 1;
     c->fuzzy_norm = FZ_MASK_PER_BATCH;
-    if (preset && strcmp(preset, "fcvae-mlp") == 0) {
-        /* The fuzzy CVAE on the MLP network: the article's reduction (per-image BCE / 28),
-         * which leaves the fuzzy term enough weight against reconstruction. */
+    int article = preset && (strcmp(preset, "vae-conv") == 0 ||
+                             strcmp(preset, "fcvae-conv") == 0 || strcmp(preset, "fcvae-mlp") == 0);
+    if (article) {
+        /* The fuzzy-CVAE article's settings (fcvae-mlp takes them for its MLP network). */
         c->batch = 256;
         c->opt = fz_opt_defaults(FZ_OPT_ADAMW);
         c->opt.weight_decay = 1e-2;
@@ -31,19 +32,7 @@ void fz_train_defaults(fz_train_conf *c, const char *preset, fz_model_kind kind)
         c->recon_red = FZ_RED_ROWS;
         c->recon_weight = 1;
         c->beta = 1;
-    } else if (preset && (strcmp(preset, "vae-conv") == 0 || strcmp(preset, "fcvae-conv") == 0)) {
-        /* The fuzzy-CVAE article's settings. */
-        c->batch = 256;
-        c->opt = fz_opt_defaults(FZ_OPT_ADAMW);
-        c->opt.weight_decay = 1e-2;
-        c->sched = fz_sched_const(2e-3);
-        c->clip = 1.0;
-        c->recon = FZ_RECON_BCE;
-        c->recon_red = FZ_RED_ROWS;
-        c->recon_weight = 1;
-        c->beta = 1;
-    } else if ((preset && strcmp(preset, "vae-mlp") == 0) || (!preset && kind == FZ_KIND_VAE) ||
-               (preset && strcmp(preset, "ae-mlp") != 0 && kind == FZ_KIND_VAE)) {
+    } else if (kind == FZ_KIND_VAE) {
         /* (784 * BCE + KL) / 2 / 784 of the Keras model: per-image BCE and KL, halved and
          * divided by the number of pixels. */
         c->batch = 500;
