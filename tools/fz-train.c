@@ -91,7 +91,9 @@ static void help(void)
         "  -t threads   OpenBLAS threads (default: OpenBLAS's choice)\n"
         "  -q           no progress on standard error\n"
         "  -h           this help\n"
-        "\nExit 0 ok, 1 data or runtime error (the last good checkpoint is kept), 2 usage.\n");
+        "\nExit 0 ok, 1 data or runtime error (the last good checkpoint is kept), 2 usage;\n"
+        "SIGINT, SIGTERM or SIGHUP stop after the current batch, dropping the unfinished\n"
+        "epoch, and end the run by that signal (status 130, 143, 129).\n");
 }
 
 static int die_usage(const char *msg)
