@@ -132,7 +132,7 @@ elif cmd == "strip":  # a copy of a model without its reference scores (or other
         if k in drop:
             continue
         a, e = t["data_offsets"]
-        out += b"\0" * (-len(out) % 8)
+        # no padding: safetensors' data must be tiled by the tensors, gap-free
         nh[k] = dict(t, data_offsets=[len(out), len(out) + e - a])
         out += data[a:e]
     hb = json.dumps(nh).encode(); hb += b" " * (-len(hb) % 8)
