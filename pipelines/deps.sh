@@ -6,7 +6,7 @@
 # unless FZ_DEPS_OPTIONAL=1.
 set -eu
 REQUIRED="libopenblas-dev libarchive-dev libpng-dev zlib1g-dev parallel pkg-config mandoc python3-numpy"
-OPTIONAL="python3-torch clang libclang-rt-14-dev openssh-server openssh-client"
+OPTIONAL="python3-torch clang libclang-rt-14-dev openssh-server openssh-client rsync"
 
 have_all() {
     command -v cc >/dev/null && command -v pkg-config >/dev/null &&
