@@ -83,7 +83,9 @@ static int read_entry(struct archive *a, struct archive_entry *e, const char *pa
         if (sz < 0 || (uint64_t)sz > FZ_INPUT_MAX_BYTES)
             return fz_fail(err, FZ_EDATA, "%s: %s: size %lld is over the limit of %zu bytes",
                            fz_in_name(path), member, (long long)sz, FZ_INPUT_MAX_BYTES);
-        if ((size_t)sz > 0) cap = (size_t)sz;
+        /* The header's size is a claim: allocate at most 64 MiB up front and let the loop
+         * grow the buffer as data really arrives (a 300-byte zip may claim 3 GB). */
+        if ((size_t)sz > 0) cap = (size_t)sz < ((size_t)64 << 20) ? (size_t)sz : (size_t)64 << 20;
     }
     unsigned char *buf = fz_malloc(cap, err);
     if (!buf) return -1;
