@@ -238,6 +238,72 @@ int fz_fuzzy_init_circle(fz_fuzzy *F, double radius, fz_rng *rng, fz_err *err)
     return 0;
 }
 
+int fz_fuzzy_init_circle_groups(fz_fuzzy *F, double radius, int nclass, int nattr,
+                                const unsigned char *member, fz_rng *rng, fz_err *err)
+{
+    if (nclass < 1 || nattr < 0 || nclass + nattr != F->K)
+        return fz_fail(err, FZ_EUSAGE, "fuzzy layer: %d classes and %d attributes for %d terms",
+                       nclass, nattr, F->K);
+    if (fz_fuzzy_init_circle(F, radius, rng, err)) return -1;
+    if (nattr == 0) return 0;
+    /* slot[c]: the position of class c on the circle */
+    int *slot = malloc((size_t)nclass * sizeof *slot);
+    if (!slot) return fz_fail(err, FZ_ENOMEM, "out of memory");
+    for (int c = 0; c < nclass; c++) slot[c] = -1;
+    int next = 0;
+    for (int a = 0; a <= nattr; a++)
+        for (int c = 0; c < nclass; c++)
+            if (slot[c] < 0 && (a == nattr || member[(size_t)a * nclass + c])) slot[c] = next++;
+    double a0 = 2.0 * M_PI * fz_rng_uniform(rng);
+    double centre[FZ_FUZZY_MAX_N] = {0};
+    for (int c = 0; c < nclass; c++) {
+        double ang = a0 + 2.0 * M_PI * slot[c] / nclass;
+        centre[0] = radius * cos(ang);
+        centre[1] = radius * sin(ang);
+        set_term(F, c, centre);
+    }
+    for (int a = 0; a < nattr; a++) {
+        const unsigned char *row = member + (size_t)a * nclass;
+        double m0 = 0, m1 = 0;
+        int n = 0;
+        for (int c = 0; c < nclass; c++)
+            if (row[c]) {
+                double ang = a0 + 2.0 * M_PI * slot[c] / nclass;
+                m0 += cos(ang), m1 += sin(ang), n++;
+            }
+        double far = 0;
+        if (n) {
+            m0 *= radius / n, m1 *= radius / n;
+            for (int c = 0; c < nclass; c++)
+                if (row[c]) {
+                    double ang = a0 + 2.0 * M_PI * slot[c] / nclass;
+                    far = fmax(far, hypot(radius * cos(ang) - m0, radius * sin(ang) - m1));
+                }
+        }
+        centre[0] = m0, centre[1] = m1;
+        set_term(F, nclass + a, centre);
+        /* A membership of 1/2 at the farthest class, r = s far: exp(-r^2) = 1/2 (gauss),
+         * 1/(1 + r^2) = 1/2 (cauchy, and bell at its initial b = 1), and exp(-r) = 1/2 for the
+         * article form, whose norm is not squared (S = s I, t = -s c). */
+        int nn = F->n, j = nclass + a;
+        double r_half = F->kind == FZ_MF_GAUSS     ? sqrt(log(2.0))
+                        : F->kind == FZ_MF_ARTICLE ? log(2.0)
+                                                   : 1.0;
+        double sc = far > 1e-9 ? r_half / far : 1.0;
+        if (F->kind == FZ_MF_ARTICLE) {
+            float *S = F->S + (size_t)j * nn * nn, *t = F->t + (size_t)j * nn;
+            for (int i = 0; i < nn; i++) {
+                S[(size_t)i * nn + i] = (float)sc;
+                t[i] = (float)(sc * t[i]);
+            }
+        } else {
+            for (int i = 0; i < nn; i++) F->scales[(size_t)j * nn + i] = (float)sc;
+        }
+    }
+    free(slot);
+    return 0;
+}
+
 /* ---- forward ----------------------------------------------------------------------------- */
 
 /* Both families are u = W_j (x - z0_j) + t0_j with a dense W_j:

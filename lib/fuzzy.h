@@ -163,6 +163,16 @@ void fz_fuzzy_init_centers(fz_fuzzy *F, const float *centers);
  * a_j = a_0 + 2 pi j / K. Otherwise as fz_fuzzy_init_random. Needs n >= 2 and a finite
  * radius > 0: 0, or -1 with a reason. */
 int fz_fuzzy_init_circle(fz_fuzzy *F, double radius, fz_rng *rng, fz_err *err);
+/* The circle for classes and attributes (K = nclass + nattr terms; member (nattr, nclass):
+ * 1 when class c has attribute a). The class terms go evenly on the circle in an order that
+ * keeps the classes of each attribute next to each other (attribute after attribute, the
+ * classes of none last), so that one convex domain can hold them; attribute term a starts at
+ * the mean of its classes' centres, round, with a membership of 1/2 at the farthest of them.
+ * With every class term on the circle, an attribute term would start on it too, between
+ * two classes that need not have the attribute, and has to cross the latent space while it
+ * is being organised. 0, or -1 as fz_fuzzy_init_circle, or when K != nclass + nattr. */
+int fz_fuzzy_init_circle_groups(fz_fuzzy *F, double radius, int nclass, int nattr,
+                                const unsigned char *member, fz_rng *rng, fz_err *err);
 
 /* Allocate what forward keeps for backward for batches of up to max_batch points.
  * Calling it again replaces the previous reservation. */

@@ -245,6 +245,59 @@ int fz_mask_add_attrs(fz_mask *m, const char *text, size_t len, const char *src,
     return 0;
 }
 
+int fz_mask_from_stream_meta(fz_mask *m, const char *meta_json, fz_err *err)
+{
+    if (fz_mask_init_meta(m, meta_json, 0, err)) return -1;
+    fz_json *root = fz_json_parse(meta_json, strlen(meta_json), err);
+    if (!root) goto fail;
+    const fz_json *attrs = fz_json_get(root, "attributes");
+    if (attrs && fz_json_type(attrs) != FZ_JOBJ) {
+        fz_fail(err, FZ_EDATA, "the metadata's \"attributes\" is not an object");
+        goto fail;
+    }
+    /* Each attribute as its spec line "NAME: CLASS CLASS ...", so that one parser checks
+     * both sources. */
+    for (size_t a = 0; attrs && a < fz_json_len(attrs); a++) {
+        const fz_json *list = fz_json_at(attrs, a);
+        if (fz_json_type(list) != FZ_JARR) {
+            fz_fail(err, FZ_EDATA, "the metadata's attribute '%.64s' is not a list",
+                    fz_json_key_at(attrs, a));
+            goto fail;
+        }
+        fz_sbuf line;
+        fz_sbuf_init(&line);
+        fz_sbuf_printf(&line, "%s:", fz_json_key_at(attrs, a));
+        for (size_t i = 0; i < fz_json_len(list); i++) {
+            const char *c = fz_json_str(fz_json_at(list, i));
+            if (c) fz_sbuf_printf(&line, " %s", c);
+        }
+        char *text = fz_sbuf_take(&line);
+        int rc = text ? add_attr_line(m, text, strlen(text), err)
+                      : fz_fail(err, FZ_ENOMEM, "out of memory");
+        free(text);
+        if (rc) goto fail;
+    }
+    const fz_json *outs = fz_json_get(root, "outputs");
+    if (outs) {
+        int same = fz_json_type(outs) == FZ_JARR && fz_json_len(outs) == (size_t)m->nout;
+        for (int o = 0; same && o < m->nout; o++) {
+            const char *name = fz_json_str(fz_json_at(outs, (size_t)o));
+            same = name && strcmp(name, m->name[o]) == 0;
+        }
+        if (!same) {
+            fz_fail(err, FZ_EDATA, "the metadata's \"outputs\" are not its classes followed "
+                                   "by its attributes");
+            goto fail;
+        }
+    }
+    fz_json_free(root);
+    return 0;
+fail:
+    fz_json_free(root);
+    fz_mask_free(m);
+    return -1;
+}
+
 int fz_mask_load_attrs(fz_mask *m, const char *path, fz_err *err)
 {
     FILE *f = fopen(path, "rb");

@@ -48,6 +48,11 @@ int fz_mask_init(fz_mask *m, const char *const *classes, int K, fz_err *err);
 /* Classes from the metadata's "classes" array of strings; when k > 0 it must equal their
  * number, or, without "classes", names them "0" .. "k-1". */
 int fz_mask_init_meta(fz_mask *m, const char *meta_json, long k, fz_err *err);
+/* The classes and the attribute outputs a stream's metadata describes (its "classes",
+ * "outputs" and "attributes", as fz_mask_meta writes them): a mask whose outputs are the
+ * stream's. 0, or -1 with a reason (no classes, an attribute naming an unknown class, outputs
+ * that are not the classes followed by the attributes). */
+int fz_mask_from_stream_meta(fz_mask *m, const char *meta_json, fz_err *err);
 void fz_mask_free(fz_mask *m);
 
 /* Add attributes from spec text: lines "NAME: CLASS CLASS ..." (class names separated by

@@ -13,6 +13,7 @@
 
 #include "blas.h"
 #include "json.h"
+#include "mask.h"
 #include "model.h"
 #include "train.h"
 
@@ -529,6 +530,28 @@ static void carry_meta(fz_model *m, const char *stream_meta)
     fz_json_free(j);
 }
 
+/* A fresh fuzzy layer started on a circle, trained on a stream whose outputs are classes
+ * and then attributes (fz-mask -a): start the attribute terms over their classes, with each
+ * attribute's classes next to each other on the circle (fz_fuzzy_init_circle_groups). */
+static void group_circle(fz_model *m, const char *stream_meta, uint64_t seed, int quiet)
+{
+    if (!m->has_fuzzy || !(m->arch.fuzzy_circle > 0) || !stream_meta) return;
+    fz_err err;
+    fz_mask mk;
+    if (fz_mask_from_stream_meta(&mk, stream_meta, &err)) return;
+    int nattr = mk.nout - mk.K;
+    if (nattr > 0 && mk.nout == m->fuzzy.K) {
+        fz_rng rng;
+        fz_rng_seed(&rng, seed ^ 0x9e3779b97f4a7c15ull);
+        if (fz_fuzzy_init_circle_groups(&m->fuzzy, m->arch.fuzzy_circle, mk.K, nattr, mk.attr,
+                                        &rng, &err) == 0 && !quiet)
+            fprintf(stderr, "%s: %d class terms on the circle, each attribute's classes side by "
+                            "side; %d attribute term%s over their classes\n",
+                    prog, mk.K, nattr, nattr == 1 ? "" : "s");
+    }
+    fz_mask_free(&mk);
+}
+
 /* What main() holds, released by finish() on every way out (so that leak checkers see a
  * clean exit after an error too). */
 static fz_trainset train, valid;
@@ -608,6 +631,7 @@ int main(int argc, char **argv)
         rc = fz_model_create(&m, text, shape, o.conf.seed, &err);
         free(text);
         if (rc) return finish(fail(&err));
+        group_circle(&m, meta, o.conf.seed, o.quiet);
     }
     apply_overrides(&o, preset, m.arch.kind);
     stream_settings(&o.conf, meta, !o.set_redraw);

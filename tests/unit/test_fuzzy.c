@@ -739,6 +739,62 @@ static void test_init(void)
     unmake(&s);
 }
 
+/* The circle with attribute terms: MNIST's loop {0 6 8 9} and open {1 2 3 4 5 7}. Each
+ * attribute's classes sit side by side on the circle, and its term fires >= 1/2 over all of
+ * them (exactly 1/2 at the farthest) and less over every class without the attribute. */
+static void test_init_groups(void)
+{
+    static const unsigned char member[2 * 10] = {1, 0, 0, 0, 0, 0, 1, 0, 1, 1,
+                                                 0, 1, 1, 1, 1, 1, 0, 1, 0, 0};
+    fz_err err;
+    for (int kind = FZ_MF_GAUSS; kind <= FZ_MF_ARTICLE; kind++) {
+        setup s;
+        make(&s, (fz_mf_kind)kind, 12, 2, 0, 10);
+        fz_rng r;
+        fz_rng_seed(&r, 5);
+        CHECK(fz_fuzzy_init_circle_groups(&s.F, 2, 10, 2, member, &r, &err) == 0);
+        /* the centres of the 10 class terms, as points to evaluate every term at */
+        float x[10 * 2], m[10 * 12];
+        for (int c = 0; c < 10; c++) {
+            if (kind == FZ_MF_ARTICLE) { /* S = I: centre = -t */
+                x[2 * c] = -s.F.t[2 * c], x[2 * c + 1] = -s.F.t[2 * c + 1];
+            } else {
+                x[2 * c] = s.F.centers[2 * c], x[2 * c + 1] = s.F.centers[2 * c + 1];
+            }
+            CHECK_NEAR(hypot(x[2 * c], x[2 * c + 1]), 2, 1e-5);
+        }
+        fz_fuzzy_forward(&s.F, x, m, 10);
+        for (int a = 0; a < 2; a++) {
+            double lo_in = 1, hi_out = 0;
+            for (int c = 0; c < 10; c++) {
+                double v = m[c * 12 + 10 + a];
+                if (member[a * 10 + c]) lo_in = fmin(lo_in, v);
+                else hi_out = fmax(hi_out, v);
+            }
+            CHECK_NEAR(lo_in, 0.5, 1e-4);
+            CHECK_MSG(hi_out < lo_in, "kind %d attribute %d: %g outside >= %g inside", kind, a,
+                      hi_out, lo_in);
+        }
+        /* side by side: walking round the circle, the loop classes form one run */
+        int order[10];
+        for (int c = 0; c < 10; c++) order[c] = c;
+        for (int i = 0; i < 10; i++)
+            for (int k = i + 1; k < 10; k++)
+                if (atan2(x[2 * order[k] + 1], x[2 * order[k]]) <
+                    atan2(x[2 * order[i] + 1], x[2 * order[i]])) {
+                    int t = order[i];
+                    order[i] = order[k], order[k] = t;
+                }
+        int changes = 0;
+        for (int i = 0; i < 10; i++) changes += member[order[i]] != member[order[(i + 1) % 10]];
+        CHECK_MSG(changes == 2, "kind %d: loop and open alternate %d times round the circle",
+                  kind, changes);
+        CHECK(fz_fuzzy_init_circle_groups(&s.F, 2, 9, 2, member, &r, &err) == -1);
+        CHECK_CONTAINS(err.msg, "9 classes and 2 attributes for 12 terms");
+        unmake(&s);
+    }
+}
+
 /* ---- heads ------------------------------------------------------------------------------------ */
 
 static void test_heads(void)
@@ -836,6 +892,7 @@ int main(void)
     test_eigen();
     test_domains();
     test_init();
+    test_init_groups();
     test_heads();
     test_large();
     return check_report("test_fuzzy");

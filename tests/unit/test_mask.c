@@ -301,8 +301,39 @@ static void test_meta(void)
     fz_mask_free(&m);
 }
 
+/* The metadata fz_mask_meta writes reads back as the same outputs and attribute table. */
+static void test_from_stream_meta(void)
+{
+    fz_mask m, back;
+    fz_err err = {0};
+    mnist(&m);
+    char *s = fz_mask_meta("{\"classes\":[\"0\",\"1\",\"2\",\"3\",\"4\",\"5\",\"6\",\"7\","
+                           "\"8\",\"9\"]}", &m, 0, &err);
+    CHECK(s != NULL);
+    CHECK(s && fz_mask_from_stream_meta(&back, s, &err) == 0);
+    if (s && back.name) {
+        CHECK_EQ_INT(back.K, 10);
+        CHECK_EQ_INT(back.nout, 12);
+        CHECK_STR(back.name[10], "loop");
+        CHECK(memcmp(back.attr, m.attr, 20) == 0);
+        fz_mask_free(&back);
+    }
+    free(s);
+    fz_mask_free(&m);
+    /* outputs that do not follow from classes and attributes, an unknown class */
+    CHECK(fz_mask_from_stream_meta(&back, "{\"classes\":[\"a\",\"b\"],\"outputs\":[\"b\",\"a\"]}",
+                                   &err) == -1);
+    CHECK_CONTAINS(err.msg, "\"outputs\" are not its classes");
+    CHECK(fz_mask_from_stream_meta(&back, "{\"classes\":[\"a\",\"b\"],\"attributes\":{\"x\":[\"c\"]}}",
+                                   &err) == -1);
+    CHECK_CONTAINS(err.msg, "no class named 'c'");
+    CHECK(fz_mask_from_stream_meta(&back, "{\"attributes\":{}}", &err) == -1);
+    CHECK_CONTAINS(err.msg, "names no classes");
+}
+
 int main(void)
 {
+    test_from_stream_meta();
     test_rows();
     test_spec_errors();
     test_select();
