@@ -836,7 +836,9 @@ static void run_scatter(const char *in, const char *out)
     if (opt_ellipses) load_ellipses(opt_ellipses);
     if (opt_paths) load_paths(opt_paths);
 
-    /* range: points, ellipses, paths */
+    /* range: points, paths and the ellipses' centres; a domain larger than the data (a
+     * broad attribute term, say) is cut at the frame rather than shrinking the points to a
+     * speck. With no points, the whole ellipses. */
     double xlo = INFINITY, xhi = -INFINITY, ylo = INFINITY, yhi = -INFINITY;
 #define GROW(x, y)                                                                           \
     do {                                                                                     \
@@ -850,6 +852,8 @@ static void run_scatter(const char *in, const char *out)
     for (size_t i = 0; i < n; i++) GROW(pts[2 * i], pts[2 * i + 1]);
     for (int i = 0; i < nells; i++) {
         double b[4];
+        GROW(ells[i].c[0], ells[i].c[1]);
+        if (n) continue;
         fz_ellipse_bounds(ells[i].c, ells[i].M, ells[i].r2, &b[0], &b[1], &b[2], &b[3], &err);
         GROW(b[0], b[2]);
         GROW(b[1], b[3]);

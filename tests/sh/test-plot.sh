@@ -40,6 +40,9 @@ for y in range(h):
             p = a + b - c; pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
             line[i] = (line[i] + (a if pa <= pb and pa <= pc else b if pb <= pc else c)) & 255
     px += line; prev = line
+import os
+if os.environ.get("DUMP"):  # the decoded RGB rows, for comparing pictures
+    open(os.environ["DUMP"], "wb").write(bytes(px))
 colours = {}
 for i in range(0, len(px), 3):
     k = bytes(px[i:i + 3]); colours[k] = colours.get(k, 0) + 1
@@ -111,7 +114,22 @@ fz-plot scatter -c none --size 640x480 --ellipses "$T/ell.json" --xlim -8,8 --yl
     "$T/pts-nometa.npy" "$T/sc2.png" || fail "scatter -c none failed"
 png "$T/sc2.png" 640 480
 fz-plot scatter --size 400x300 "$T/pts-nometa.npy" "$T/sc3.png" || fail "scatter without class names failed"
-png "$T/sc3.png" 400 300 17becf
+DUMP="$T/sc3.rgb" png "$T/sc3.png" 400 300 17becf
+# A domain far larger than the points (a broad attribute term) is cut at the frame: the axes,
+# and so the tick labels below and left of the frame, stay those of the points alone.
+printf '0 0 1e-4 0 0 1 1 broad\n' >"$T/big.tsv"
+fz-plot scatter --size 400x300 --ellipses "$T/big.tsv" "$T/pts-nometa.npy" "$T/sc4.png" ||
+    fail "scatter with a broad ellipse failed"
+DUMP="$T/sc4.rgb" png "$T/sc4.png" 400 300 17becf
+"$PY" - "$T/sc3.rgb" "$T/sc4.rgb" <<'PY' || fail "a broad ellipse changed the axes"
+import sys
+a, b = (open(p, "rb").read() for p in sys.argv[1:3])
+W, H = 400, 300
+row = lambda d, y: d[y * W * 3:(y + 1) * W * 3]
+assert all(row(a, y) == row(b, y) for y in range(H - 40, H)), "x tick labels differ"
+assert all(row(a, y)[:50 * 3] == row(b, y)[:50 * 3] for y in range(H)), "y tick labels differ"
+assert a != b, "the ellipse is not drawn"
+PY
 
 # --- lines from TSV ---
 "$PY" - "$T" <<'PY' || fail "TSV fixture failed"
