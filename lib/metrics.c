@@ -304,7 +304,7 @@ fz_binary_stats fz_binary_at(const fz_scored *sorted, size_t n, double threshold
 {
     uint64_t tp = 0, fp = 0, fn = 0, tn = 0;
     for (size_t i = 0; i < n; i++) {
-        int pred = sorted[i].score >= threshold, t = sorted[i].truth != 0;
+        int pred = (double)sorted[i].score > threshold, t = sorted[i].truth != 0;
         tp += pred && t;
         fp += pred && !t;
         fn += !pred && t;
@@ -325,4 +325,160 @@ double fz_roc_auc_pairs(const fz_scored *a, size_t n)
         }
     }
     return pairs ? credit / pairs : NAN;
+}
+
+double fz_row_mse(const float *a, const float *b, size_t n)
+{
+    double s = 0;
+    for (size_t i = 0; i < n; i++) {
+        double e = (double)b[i] - (double)a[i];
+        s += e * e;
+    }
+    return n ? s / (double)n : NAN;
+}
+
+double fz_sq_norm(const float *v, size_t n)
+{
+    double s = 0;
+    for (size_t i = 0; i < n; i++) s += (double)v[i] * (double)v[i];
+    return s;
+}
+
+/* --- per-feature reconstruction --- */
+
+int fz_feat_init(fz_feat_acc *a, size_t d, fz_err *err)
+{
+    memset(a, 0, sizeof *a);
+    a->d = d;
+    a->sse = fz_calloc(d ? d : 1, sizeof *a->sse, err);
+    a->mean = fz_calloc(d ? d : 1, sizeof *a->mean, err);
+    a->m2 = fz_calloc(d ? d : 1, sizeof *a->m2, err);
+    if (a->sse && a->mean && a->m2) return 0;
+    fz_feat_free(a);
+    return fz_fail(err, FZ_ENOMEM, "out of memory");
+}
+
+void fz_feat_free(fz_feat_acc *a)
+{
+    free(a->sse);
+    free(a->mean);
+    free(a->m2);
+    a->sse = a->mean = a->m2 = NULL;
+}
+
+void fz_feat_add(fz_feat_acc *a, const float *x, const float *xhat)
+{
+    a->rows++;
+    double n = (double)a->rows;
+    for (size_t i = 0; i < a->d; i++) {
+        double v = x[i], e = (double)xhat[i] - v;
+        a->sse[i] += e * e;
+        double delta = v - a->mean[i];
+        a->mean[i] += delta / n;
+        a->m2[i] += delta * (v - a->mean[i]);
+    }
+}
+
+fz_feat_stats fz_feat_get(const fz_feat_acc *a, size_t i)
+{
+    fz_feat_stats s = {NAN, NAN, NAN};
+    if (!a->rows || i >= a->d) return s;
+    s.mse = a->sse[i] / (double)a->rows;
+    s.var = a->m2[i] / (double)a->rows;
+    if (s.var > 0) s.r2 = 1 - s.mse / s.var;
+    return s;
+}
+
+/* --- nearest neighbours --- */
+
+int fz_knn_init(fz_knn *kn, size_t d, int k, fz_err *err)
+{
+    memset(kn, 0, sizeof *kn);
+    if (d < 1 || d > ((size_t)1 << 24))
+        return fz_fail(err, FZ_EUSAGE, "k-NN on %zu values per row (expected 1 to %zu)", d,
+                       (size_t)1 << 24);
+    if (k < 1 || k > FZ_KNN_MAX_K)
+        return fz_fail(err, FZ_EUSAGE, "k-NN with K = %d (expected 1 to %d)", k, FZ_KNN_MAX_K);
+    kn->d = d;
+    kn->k = k;
+    kn->best_d = fz_calloc((size_t)k, sizeof *kn->best_d, err);
+    kn->best_i = fz_calloc((size_t)k, sizeof *kn->best_i, err);
+    if (kn->best_d && kn->best_i) return 0;
+    fz_knn_free(kn);
+    return fz_fail(err, FZ_ENOMEM, "out of memory");
+}
+
+void fz_knn_free(fz_knn *kn)
+{
+    free(kn->x);
+    free(kn->y);
+    free(kn->best_d);
+    free(kn->best_i);
+    free(kn->votes);
+    memset(kn, 0, sizeof *kn);
+}
+
+int fz_knn_add(fz_knn *kn, const float *x, int label, fz_err *err)
+{
+    if (label < 0 || label >= FZ_METRICS_MAX_CLASSES)
+        return fz_fail(err, FZ_EDATA, "reference label %d is not a class (expected 0 to %d)", label,
+                       FZ_METRICS_MAX_CLASSES - 1);
+    if (kn->n == kn->cap) {
+        if (kn->cap >= FZ_KNN_MAX_ROWS)
+            return fz_fail(err, FZ_EDATA, "more than %zu reference rows", FZ_KNN_MAX_ROWS);
+        size_t cap = kn->cap ? kn->cap * 2 : 1024, bytes;
+        if (cap > FZ_KNN_MAX_ROWS) cap = FZ_KNN_MAX_ROWS;
+        if (fz_mul_size(cap, kn->d * sizeof(float), &bytes))
+            return fz_fail(err, FZ_ENOMEM, "reference rows too large");
+        float *nx = realloc(kn->x, bytes);
+        if (!nx) return fz_fail(err, FZ_ENOMEM, "out of memory keeping %zu reference rows", cap);
+        kn->x = nx;
+        int32_t *ny = realloc(kn->y, cap * sizeof *ny);
+        if (!ny) return fz_fail(err, FZ_ENOMEM, "out of memory keeping %zu reference rows", cap);
+        kn->y = ny;
+        kn->cap = cap;
+    }
+    if (label >= kn->nclasses) {
+        uint32_t *v = realloc(kn->votes, (size_t)(label + 1) * sizeof *v);
+        if (!v) return fz_fail(err, FZ_ENOMEM, "out of memory");
+        kn->votes = v;
+        kn->nclasses = label + 1;
+    }
+    memcpy(kn->x + kn->n * kn->d, x, kn->d * sizeof *x);
+    kn->y[kn->n++] = label;
+    return 0;
+}
+
+int fz_knn_predict(fz_knn *kn, const float *q)
+{
+    size_t d = kn->d, m = 0; /* m: neighbours held in best_*, ascending by (distance, index) */
+    size_t k = (size_t)kn->k;
+    for (size_t r = 0; r < kn->n; r++) {
+        const float *x = kn->x + r * d; /* (d) */
+        double dist = 0;
+        for (size_t j = 0; j < d; j++) {
+            double e = (double)x[j] - (double)q[j];
+            dist += e * e;
+        }
+        /* Strictly nearer than the farthest kept: an equal distance keeps the earlier row. */
+        if (m == k && !(dist < kn->best_d[m - 1])) continue;
+        size_t pos = m < k ? m++ : m - 1;
+        while (pos > 0 && kn->best_d[pos - 1] > dist) {
+            kn->best_d[pos] = kn->best_d[pos - 1];
+            kn->best_i[pos] = kn->best_i[pos - 1];
+            pos--;
+        }
+        kn->best_d[pos] = dist;
+        kn->best_i[pos] = r;
+    }
+    if (!m) return -1;
+    memset(kn->votes, 0, (size_t)kn->nclasses * sizeof *kn->votes);
+    for (size_t i = 0; i < m; i++) kn->votes[kn->y[kn->best_i[i]]]++;
+    /* The most votes; among tied classes the one met first in distance order. */
+    int best = kn->y[kn->best_i[0]];
+    for (size_t i = 1; i < m; i++) {
+        int c = kn->y[kn->best_i[i]];
+        if (kn->votes[c] > kn->votes[best]) best = c;
+    }
+    return best;
 }

@@ -4,14 +4,19 @@
  * classes appear, and per-class precision, recall, F1 and support read from it.
  * Reconstruction: sums of squared error and binary cross-entropy over values, per-row PSNR,
  * and the parts of a VAE's negative ELBO (per-row BCE summed over values, KL to N(0, I)).
+ * Per feature: the squared error and the variance of every value index over the rows, and
+ * the share of the variance explained, R^2 = 1 - MSE / variance.
  * Anomaly scores: pairs (score, truth) sorted by decreasing score, then ROC AUC, average
  * precision, F1 at a threshold, the best F1 and the ROC curve, all from one walk over the
  * distinct thresholds.
+ * Nearest neighbours: a majority vote of the K nearest labeled reference rows.
  *
- * Conventions follow scikit-learn where it defines them: a row is predicted positive when
- * score >= threshold; the ROC curve starts at (0, 0) with threshold +inf; ROC AUC is the
- * trapezoid area under it, which equals the Mann-Whitney statistic with half credit for
- * tied scores; average precision is sum_n (R_n - R_{n-1}) P_n over distinct thresholds.
+ * Conventions follow scikit-learn where it defines them: on the ROC curve and in its walk a
+ * row is predicted positive when score >= threshold, the threshold being a score; the ROC
+ * curve starts at (0, 0) with threshold +inf; ROC AUC is the trapezoid area under it, which
+ * equals the Mann-Whitney statistic with half credit for tied scores; average precision is
+ * sum_n (R_n - R_{n-1}) P_n over distinct thresholds. A decision at a threshold given by the
+ * user (fz_binary_at) flags score > threshold, as fz-fuzzy's flag does.
  * A metric that is undefined (AUC with one class only, precision with nothing predicted in
  * a curve, ...) is NaN, never a crash; callers print it as "undefined".
  */
@@ -99,6 +104,36 @@ typedef struct fz_recon_stats {
 
 fz_recon_stats fz_recon_result(const fz_recon_acc *a);
 
+/* Per-feature reconstruction: for each of the d values of a row, the sum of squared errors
+ * and the mean and spread of x by Welford's update, so that a feature's variance needs no
+ * second pass and does not lose its digits to a large mean. */
+typedef struct fz_feat_acc {
+    size_t d;
+    uint64_t rows;
+    double *sse;  /* (d) sum over rows of (xhat - x)^2 */
+    double *mean; /* (d) running mean of x */
+    double *m2;   /* (d) sum over rows of (x - mean)^2 */
+} fz_feat_acc;
+
+int fz_feat_init(fz_feat_acc *a, size_t d, fz_err *err);
+void fz_feat_free(fz_feat_acc *a);
+/* Add one row: x, xhat (d,). */
+void fz_feat_add(fz_feat_acc *a, const float *x, const float *xhat);
+
+typedef struct fz_feat_stats {
+    double mse; /* mean over rows of (xhat - x)^2; NaN without rows */
+    double var; /* population variance of x over the rows; NaN without rows */
+    double r2;  /* 1 - mse / var: 1 is perfect, 0 is no better than the mean, below 0 worse;
+                   NaN when var is 0 */
+} fz_feat_stats;
+
+fz_feat_stats fz_feat_get(const fz_feat_acc *a, size_t i);
+
+/* Scalar scores of one row: the mean of (b - a)^2 over n values (NaN for n = 0), and the
+ * squared Euclidean norm of v (n,), summed in double. */
+double fz_row_mse(const float *a, const float *b, size_t n);
+double fz_sq_norm(const float *v, size_t n);
+
 /* --- anomaly scores --- */
 typedef struct fz_scored {
     float score;
@@ -139,11 +174,41 @@ typedef struct fz_binary_stats {
 } fz_binary_stats;
 
 fz_binary_stats fz_binary_from_counts(uint64_t tp, uint64_t fp, uint64_t fn, uint64_t tn);
-/* Decision score >= threshold over a sorted array. */
+/* The decision score > threshold over a sorted array (a row with score == threshold is not
+ * flagged). Compared in double precision, as fz-fuzzy compares its float scores. */
 fz_binary_stats fz_binary_at(const fz_scored *sorted, size_t n, double threshold);
 
 /* Brute-force references (O(n^2) and O(n)) used as test oracles: the Mann-Whitney pair
  * count with half credit for ties, on unsorted arrays. */
 double fz_roc_auc_pairs(const fz_scored *a, size_t n);
+
+/* --- nearest neighbours --- */
+/* Reference rows of d values with a class each, and the k-NN vote over them. Distances are
+ * squared Euclidean, summed in double. The K nearest rows are ordered by distance, ties in
+ * distance by reference order (the earlier row first). The vote goes to the class with the
+ * most of the K; a tie in votes goes to the tied class whose first neighbour comes first
+ * in that order, so K = 1 is the nearest neighbour and every tie is decided the same way. */
+#define FZ_KNN_MAX_K 1000
+#define FZ_KNN_MAX_ROWS ((size_t)1 << 28)
+
+typedef struct fz_knn {
+    size_t d, n, cap;
+    int k;          /* neighbours per vote */
+    int nclasses;   /* 1 + the largest label added */
+    float *x;       /* (cap, d): the reference rows */
+    int32_t *y;     /* (cap): their classes */
+    double *best_d; /* (k) scratch: distances of the nearest rows so far, ascending */
+    size_t *best_i; /* (k) scratch: their reference indices */
+    uint32_t *votes;/* (nclasses) scratch */
+} fz_knn;
+
+/* k in [1, FZ_KNN_MAX_K], d >= 1. */
+int fz_knn_init(fz_knn *kn, size_t d, int k, fz_err *err);
+void fz_knn_free(fz_knn *kn);
+/* Append a reference row x (d,) of class label in [0, FZ_METRICS_MAX_CLASSES). */
+int fz_knn_add(fz_knn *kn, const float *x, int label, fz_err *err);
+/* The class voted for the query q (d,); -1 without reference rows. Uses the scratch of kn,
+ * so one fz_knn serves one thread. With fewer than k reference rows all of them vote. */
+int fz_knn_predict(fz_knn *kn, const float *q);
 
 #endif

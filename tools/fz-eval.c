@@ -1,7 +1,9 @@
 /* fz-eval - metrics of a stream of predictions, reconstructions or anomaly scores:
  * classification (label, pred), reconstruction (x, xhat; mu, logvar) and anomaly detection
  * (score, truth). Reads the stream once; classification and reconstruction are running
- * sums, anomaly metrics keep one (score, truth) pair of 8 bytes per row. */
+ * sums, anomaly metrics keep one (score, truth) pair of 8 bytes per row. With --knn the
+ * predicted class is instead the vote of the nearest labeled rows of a reference stream,
+ * which is held in memory (4 bytes per value of each labeled row). */
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
@@ -18,7 +20,8 @@ static const char *prog = "fz-eval";
 static const char *usage_line =
     "usage: fz-eval [-h] [--classes] [--recon] [--anomaly] [--tsv | --json] [--pred FIELD] "
     "[--score FIELD] [--truth FIELD | --anomaly-classes LIST] [--threshold T] [--roc FILE] "
-    "[--range R] [file]";
+    "[--range R] [--per-feature] [--knn K --reference FILE [--field FIELD]] "
+    "[--recon-score | --norm-score FIELD] [file]";
 
 /* Scored rows kept for the anomaly metrics: 8 bytes each, so 16 GiB at this limit. */
 #define MAX_SCORED ((size_t)1 << 31)
@@ -32,6 +35,10 @@ static const char *opt_pred = "pred", *opt_score = "score";
 static const char *opt_truth, *opt_anomaly_classes, *opt_roc;
 static double opt_threshold = NAN;
 static double opt_range = 1;
+static int opt_per_feature, opt_knn;
+static const char *opt_reference, *opt_field = "mu";
+static int opt_recon_score;           /* the anomaly score: each row's MSE of xhat against x */
+static const char *opt_norm_score;    /* or the squared norm of this vector field */
 
 static void usage_msg(const char *fmt, const char *arg)
 {
@@ -54,15 +61,28 @@ static void help(void)
            "  --anomaly            anomaly scores: ROC AUC, average precision, F1 (needs a truth)\n"
            "  --pred FIELD         predicted class field (default: %s)\n"
            "  --score FIELD        anomaly score field, higher = more anomalous (default: %s)\n"
-           "  --range R            data range for PSNR = 10 log10(R^2 / MSE) (default: %g)\n",
+           "  --range R            data range for PSNR = 10 log10(R^2 / MSE) (default: %g)\n"
+           "  --per-feature        reconstruction per value of x: MSE, variance, R^2 = 1 - MSE/var\n"
+           "                       (implies --recon; names from the metadata's features)\n",
            opt_pred, opt_score, opt_range);
+    printf("\nNearest neighbours (classification without a pred field; implies --classes):\n"
+           "  --knn K              predict each row's class by the vote of the K nearest labeled\n"
+           "                       rows of the reference (Euclidean on --field; default: off)\n"
+           "  --reference FILE     the labeled rows: label >= 0 and, if it has a field mask,\n"
+           "                       some mask value nonzero (default: none)\n"
+           "  --field FIELD        the field compared (default: %s)\n",
+           opt_field);
     printf("\nAnomaly truth (either one; implies --anomaly):\n"
            "  --truth FIELD        a field, nonzero = anomaly (default: none)\n"
            "  --anomaly-classes LIST  rows whose label is one of these classes, names or\n"
            "                       indices, comma-separated, are anomalies (default: none)\n"
-           "  --threshold T        score >= T is flagged, for the F1 at a threshold\n"
+           "  --threshold T        score > T is flagged (as fz-fuzzy's flag), for the F1\n"
+           "                       at a threshold\n"
            "                       (default: the field flag when present, else none)\n"
-           "  --roc FILE           write the ROC curve as TSV: fpr, tpr, threshold (default: none)\n");
+           "  --roc FILE           write the ROC curve as TSV: fpr, tpr, threshold (default: none)\n"
+           "  --recon-score        the score is each row's MSE of xhat against x, instead of --score\n"
+           "  --norm-score FIELD   the score is the squared norm of the vector FIELD, e.g. sigmas\n"
+           "                       of fz-encode -c diag (default: --score)\n");
     printf("\nOutput (default: a table):\n"
            "  --tsv                one metric per line: name<TAB>value, plus per-class rows\n"
            "  --json               one JSON object\n"
@@ -84,6 +104,11 @@ static char **names;                /* class names, nnames of them (from the met
 static int nnames;
 static unsigned char anom_class[FZ_METRICS_MAX_CLASSES];
 static char *roc_tmp;
+static fz_feat_acc feat;            /* --per-feature */
+static fz_knn kn;                   /* --knn: the labeled reference rows */
+static fz_reader *ref;              /* --reference while it is read */
+static float *qb;                   /* (D,) the --field of one row */
+static float *qb2;                  /* (D,) the --norm-score field of one row */
 
 static void cleanup(void)
 {
@@ -98,6 +123,11 @@ static void cleanup(void)
     free(xhb);
     free(mub);
     free(lvb);
+    free(qb);
+    free(qb2);
+    fz_feat_free(&feat);
+    fz_knn_free(&kn);
+    fz_reader_close(ref);
     for (int i = 0; i < nnames; i++) free(names[i]);
     free(names);
 }
@@ -281,6 +311,111 @@ static void add_scored(float score, int truth)
     scored[nscored++] = (fz_scored){score, (uint32_t)(truth != 0)};
 }
 
+/* --knn: keep the labeled rows of the reference stream. A row is labeled when its label is
+ * not -1 and, when the stream has a field mask (fz-mask's), some mask value is nonzero, so
+ * that the encoded training stream of a partly labeled run serves as it is. */
+static void load_reference(const fz_field *qf)
+{
+    fz_err err;
+    const char *name;
+    unsigned char *buf = NULL;
+    float *mb = NULL;
+    if (!(ref = fz_reader_open(opt_reference, &err))) die(&err);
+    name = fz_reader_name(ref);
+    const fz_schema *s = fz_reader_schema(ref);
+    int il = fz_schema_find(s, "label"), ix = fz_schema_find(s, opt_field),
+        im = fz_schema_find(s, "mask");
+    if (il < 0 || ix < 0) {
+        fz_fail(&err, FZ_EDATA, "%s: no field '%s': the reference needs labels and the field "
+                "compared", name, il < 0 ? "label" : opt_field);
+        die(&err);
+    }
+    const fz_field *fl = &s->field[il], *fx = &s->field[ix], *fm = im < 0 ? NULL : &s->field[im];
+    if (fl->type == FZ_BYTES || fl->count != 1 || fx->type == FZ_BYTES ||
+        (fm && fm->type == FZ_BYTES)) {
+        fz_fail(&err, FZ_EDATA, "%s: fields label, %s and mask must hold numbers (label one per "
+                "row)", name, opt_field);
+        die(&err);
+    }
+    if (fx->count != qf->count) {
+        char a[128], b[128];
+        fz_fail(&err, FZ_EDATA, "%s: field '%s' is %s, the input's is %s: expected the same size",
+                name, opt_field, fz_field_shape_str(fx, a, sizeof a),
+                fz_field_shape_str(qf, b, sizeof b));
+        die(&err);
+    }
+    if (fz_knn_init(&kn, fx->count, opt_knn, &err)) die(&err);
+    size_t batch = s->row_size ? ((size_t)1 << 20) / s->row_size : 1024;
+    if (batch < 1) batch = 1;
+    if (!(buf = fz_malloc(batch * s->row_size + 1, &err))) die(&err);
+    if (fm) mb = alloc_floats(fm->count);
+    float *xr = alloc_floats(fx->count);
+    long n;
+    while ((n = fz_reader_read(ref, buf, batch, &err)) > 0) {
+        uint64_t first = fz_reader_rows(ref) - (uint64_t)n;
+        for (long i = 0; i < n; i++) {
+            const unsigned char *row = buf + (size_t)i * s->row_size;
+            uint64_t rowno = first + (uint64_t)i;
+            double lv = fz_field_get(fl, row, 0);
+            int labeled = lv != -1;
+            if (labeled && fm) {
+                fz_field_to_f32(fm, row, mb);
+                labeled = 0;
+                for (size_t j = 0; j < fm->count; j++) labeled |= mb[j] != 0;
+            }
+            if (!labeled) continue;
+            if (!(lv == floor(lv)) || lv < 0 || lv >= FZ_METRICS_MAX_CLASSES ||
+                (nnames && lv >= nnames)) {
+                fz_fail(&err, FZ_EDATA, "%s: row %llu: label is %g, expected a class index of the "
+                        "input (0 to %d) or -1", name, (unsigned long long)rowno, lv,
+                        (nnames ? nnames : FZ_METRICS_MAX_CLASSES) - 1);
+                goto bad;
+            }
+            fz_field_to_f32(fx, row, xr);
+            for (size_t j = 0; j < fx->count; j++)
+                if (!isfinite(xr[j])) {
+                    fz_fail(&err, FZ_EDATA, "%s: row %llu: %s[%zu] is %g, expected a finite number",
+                            name, (unsigned long long)rowno, opt_field, j, xr[j]);
+                    goto bad;
+                }
+            if (fz_knn_add(&kn, xr, (int)lv, &err)) {
+                fz_err_prefix(&err, name);
+                goto bad;
+            }
+        }
+    }
+    if (n < 0) goto bad;
+    if (kn.n == 0) {
+        fz_fail(&err, FZ_EDATA, "%s: no labeled rows to vote (label -1 or an all-zero mask "
+                "everywhere)", name);
+        goto bad;
+    }
+    free(buf);
+    free(mb);
+    free(xr);
+    fz_reader_close(ref);
+    ref = NULL;
+    return;
+bad:
+    free(buf);
+    free(mb);
+    free(xr);
+    die(&err);
+}
+
+/* The name of value i of x for --per-feature: the metadata's features when it names every
+ * value, else the index. */
+static const char *feature_name(size_t i, size_t count, char *buf, size_t cap)
+{
+    const fz_json *f = fz_json_get(meta, "features");
+    if (fz_json_type(f) == FZ_JARR && fz_json_len(f) == count) {
+        const char *s = fz_json_str(fz_json_at(f, i));
+        if (s) return s;
+    }
+    snprintf(buf, cap, "%zu", i);
+    return buf;
+}
+
 /* What the run found, for the three printers. */
 typedef struct results {
     uint64_t rows;
@@ -351,6 +486,12 @@ static void print_tsv(const results *R)
         if (R->kl) {
             tsv_num("kl", R->r.kl);
             tsv_num("neg_elbo", R->r.neg_elbo);
+        }
+        for (size_t i = 0; opt_per_feature && i < feat.d; i++) {
+            fz_feat_stats f = fz_feat_get(&feat, i);
+            printf("feature\t");
+            put_clean(feature_name(i, feat.d, buf, sizeof buf));
+            printf("\t%.10g\t%.10g\t%.10g\n", f.mse, f.var, f.r2);
         }
     }
     if (R->an) {
@@ -425,6 +566,19 @@ static int print_json(const results *R)
             json_member(&b, "kl", R->r.kl);
             json_member(&b, "neg_elbo", R->r.neg_elbo);
         }
+        if (opt_per_feature) {
+            fz_sbuf_printf(&b, ",\"features\":[");
+            for (size_t i = 0; i < feat.d; i++) {
+                fz_feat_stats f = fz_feat_get(&feat, i);
+                fz_sbuf_printf(&b, "%s{\"name\":", i ? "," : "");
+                fz_sbuf_json_str(&b, feature_name(i, feat.d, buf, sizeof buf));
+                json_member(&b, "mse", f.mse);
+                json_member(&b, "var", f.var);
+                json_member(&b, "r2", f.r2);
+                fz_sbuf_putc(&b, '}');
+            }
+            fz_sbuf_putc(&b, ']');
+        }
         fz_sbuf_putc(&b, '}');
     }
     if (R->an) {
@@ -469,6 +623,9 @@ static void print_table(const results *R)
         printf("\nclassification: %llu rows with a label", (unsigned long long)conf.total);
         if (R->cls_skipped) printf(" (%llu without, skipped)", (unsigned long long)R->cls_skipped);
         printf("\n");
+        if (opt_knn)
+            printf("  predicted by the vote of the %d nearest of %zu labeled reference rows on %s\n",
+                   opt_knn, kn.n, opt_field);
         tab_num("accuracy", fz_confusion_accuracy(&conf), "");
         /* column of class names as wide as the longest, within limits */
         int w = 9;
@@ -529,6 +686,16 @@ static void print_table(const results *R)
             tab_num("negative ELBO per row (BCE + KL)", R->r.neg_elbo, "");
         }
         if (opt_range != 1) printf("  (PSNR for data range %g)\n", opt_range);
+        if (opt_per_feature) {
+            printf("\n  %-24s %12s %12s %10s\n", "feature", "MSE", "variance", "R^2");
+            for (size_t i = 0; i < feat.d; i++) {
+                fz_feat_stats f = fz_feat_get(&feat, i);
+                printf("  %-24.24s %12.6g %12.6g ", feature_name(i, feat.d, buf, sizeof buf), f.mse,
+                       f.var);
+                if (isnan(f.r2)) printf("%10s\n", "undefined");
+                else printf("%10.4f\n", f.r2);
+            }
+        }
     }
     if (R->an) {
         printf("\nanomaly: %zu rows, %llu anomalies", nscored, (unsigned long long)R->pos);
@@ -606,6 +773,12 @@ int main(int argc, char **argv)
         {"threshold", required_argument, 0, 't'},
         {"roc", required_argument, 0, 'r'},
         {"range", required_argument, 0, 'g'},
+        {"per-feature", no_argument, 0, 'P'},
+        {"knn", required_argument, 0, 'k'},
+        {"reference", required_argument, 0, 'f'},
+        {"field", required_argument, 0, 'F'},
+        {"recon-score", no_argument, 0, 'e'},
+        {"norm-score", required_argument, 0, 'n'},
         {0, 0, 0, 0},
     };
     fz_err err;
@@ -633,6 +806,17 @@ int main(int argc, char **argv)
             if (fz_parse_double(optarg, 1e-30, 1e30, &opt_range, "--range", &err))
                 usage_msg("%s", err.msg);
             break;
+        case 'P': opt_per_feature = 1; break;
+        case 'k': {
+            long v;
+            if (fz_parse_long(optarg, 1, FZ_KNN_MAX_K, &v, "--knn", &err)) usage_msg("%s", err.msg);
+            opt_knn = (int)v;
+            break;
+        }
+        case 'f': opt_reference = optarg; break;
+        case 'F': opt_field = optarg; break;
+        case 'e': opt_recon_score = 1; break;
+        case 'n': opt_norm_score = optarg; break;
         case ':': usage_msg("option '%s' needs a value", argv[optind - 1]); break;
         default: usage_msg("unknown option '%s'", argv[optind - 1]); break;
         }
@@ -645,6 +829,12 @@ int main(int argc, char **argv)
     if ((!isnan(opt_threshold) || opt_roc) && !opt_truth && !opt_anomaly_classes)
         usage_msg("%s needs the anomaly truth: --truth FIELD or --anomaly-classes LIST",
                   opt_roc ? "--roc" : "--threshold");
+    if (opt_knn && !opt_reference) usage_msg("--knn needs the labeled rows: --reference FILE%s", "");
+    if (opt_reference && !opt_knn) usage_msg("--reference is for --knn K%s", "");
+    if (opt_recon_score && opt_norm_score) usage_msg("--recon-score and --norm-score together%s", "");
+    if ((opt_recon_score || opt_norm_score) && !opt_truth && !opt_anomaly_classes)
+        usage_msg("%s needs the anomaly truth: --truth FIELD or --anomaly-classes LIST",
+                  opt_recon_score ? "--recon-score" : "--norm-score");
     const char *in_path = optind < argc ? argv[optind] : "-";
 
     if (!(rd = fz_reader_open(in_path, &err))) die(&err);
@@ -659,6 +849,8 @@ int main(int argc, char **argv)
     memset(&R, 0, sizeof R);
     R.cls = forced ? opt_classes : find_field(s, "label") && find_field(s, opt_pred);
     R.rc = forced ? opt_recon : find_field(s, "x") && find_field(s, "xhat");
+    if (opt_knn) R.cls = 1;         /* --knn is a classification */
+    if (opt_per_feature) R.rc = 1;  /* and --per-feature a reconstruction */
     R.an = opt_anomaly;
     if (!R.cls && !R.rc && !R.an) {
         fz_fail(&err, FZ_EDATA, "%s: nothing to evaluate: no fields {label, %s}, {x, xhat}, nor "
@@ -671,7 +863,18 @@ int main(int argc, char **argv)
         f_label = need_field(s, "label", "give a stream with labels (fz-prep keeps them)");
         need_scalar(f_label);
     }
-    if (R.cls) {
+    const fz_field *f_q = NULL;
+    if (R.cls && opt_knn) {
+        f_q = need_field(s, opt_field, "give a stream from fz-encode, or name the field with --field");
+        if (f_q->type == FZ_BYTES) {
+            fz_fail(&err, FZ_EDATA, "%s: field '%s' holds bytes, expected numbers",
+                    fz_reader_name(rd), opt_field);
+            die(&err);
+        }
+        qb = alloc_floats(f_q->count);
+        load_reference(f_q);
+        if (fz_confusion_init(&conf, nnames, &err)) die(&err);
+    } else if (R.cls) {
         f_pred = need_field(s, opt_pred, "give a stream from fz-fuzzy, or name the predicted "
                                          "class field with --pred");
         need_scalar(f_pred);
@@ -695,11 +898,29 @@ int main(int argc, char **argv)
             f_mu = f_lv = NULL;
         }
         fz_recon_init(&rec, opt_range);
+        if (opt_per_feature && fz_feat_init(&feat, f_x->count, &err)) die(&err);
     }
-    if (R.an) {
+    const fz_field *f_sx = NULL, *f_sxh = NULL; /* --recon-score: x, xhat; --norm-score: the field */
+    if (R.an && opt_recon_score) {
+        f_sx = need_field(s, "x", "--recon-score needs the input (fz-encode -k | fz-decode)");
+        f_sxh = need_field(s, "xhat", "--recon-score needs reconstructions (fz-encode -k | fz-decode)");
+        need_pair(f_sx, f_sxh);
+        if (!xb) xb = alloc_floats(f_sx->count);
+        if (!xhb) xhb = alloc_floats(f_sx->count);
+    } else if (R.an && opt_norm_score) {
+        f_sx = need_field(s, opt_norm_score, "the field named by --norm-score");
+        if (f_sx->type == FZ_BYTES) {
+            fz_fail(&err, FZ_EDATA, "%s: field '%s' holds bytes, expected numbers",
+                    fz_reader_name(rd), opt_norm_score);
+            die(&err);
+        }
+        if (!(qb2 = alloc_floats(f_sx->count))) die(&err);
+    } else if (R.an) {
         f_score = need_field(s, opt_score, "give a stream from fz-fuzzy, or name the score "
                                            "field with --score");
         need_scalar(f_score);
+    }
+    if (R.an) {
         if (opt_truth) {
             f_truth = need_field(s, opt_truth, "the field named by --truth");
             need_scalar(f_truth);
@@ -734,7 +955,18 @@ int main(int argc, char **argv)
             long label = f_label ? get_int(f_label, row, rowno) : 0;
             if (f_label && label < -1) row_fail(rowno, "%s is %g, expected a class index or -1", "label", (double)label);
             if (R.cls) {
-                long pred = get_int(f_pred, row, rowno);
+                long pred;
+                if (f_q) {
+                    if (label == -1) {
+                        R.cls_skipped++;
+                        goto cls_done;
+                    }
+                    fz_field_to_f32(f_q, row, qb);
+                    check_finite(qb, f_q->count, f_q->name, rowno);
+                    pred = fz_knn_predict(&kn, qb);
+                } else {
+                    pred = get_int(f_pred, row, rowno);
+                }
                 if (label == -1) {
                     R.cls_skipped++;
                 } else if (fz_confusion_add(&conf, label, pred, &err)) {
@@ -745,12 +977,14 @@ int main(int argc, char **argv)
                     die(&err);
                 }
             }
+        cls_done:
             if (R.rc) {
                 fz_field_to_f32(f_x, row, xb);
                 fz_field_to_f32(f_xh, row, xhb);
                 check_finite(xb, f_x->count, "x", rowno);
                 check_finite(xhb, f_x->count, "xhat", rowno);
                 fz_recon_add(&rec, xb, xhb, f_x->count);
+                if (opt_per_feature) fz_feat_add(&feat, xb, xhb);
                 if (R.kl) {
                     fz_field_to_f32(f_mu, row, mub);
                     fz_field_to_f32(f_lv, row, lvb);
@@ -774,7 +1008,20 @@ int main(int argc, char **argv)
                 } else {
                     truth = anom_class[label];
                 }
-                float sc = (float)fz_field_get(f_score, row, 0);
+                float sc;
+                if (f_sxh) { /* x and xhat were read above when R.rc; read them again here */
+                    fz_field_to_f32(f_sx, row, xb);
+                    fz_field_to_f32(f_sxh, row, xhb);
+                    check_finite(xb, f_sx->count, "x", rowno);
+                    check_finite(xhb, f_sx->count, "xhat", rowno);
+                    sc = (float)fz_row_mse(xb, xhb, f_sx->count);
+                } else if (f_sx) {
+                    fz_field_to_f32(f_sx, row, qb2);
+                    check_finite(qb2, f_sx->count, f_sx->name, rowno);
+                    sc = (float)fz_sq_norm(qb2, f_sx->count);
+                } else {
+                    sc = (float)fz_field_get(f_score, row, 0);
+                }
                 if (isnan(sc)) row_fail(rowno, "%s is %g, expected a number", f_score->name, sc);
                 add_scored(sc, truth);
                 if (R.decision == 2) {

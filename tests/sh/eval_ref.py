@@ -139,7 +139,7 @@ def expected(path, args):
         e.update(average_precision=ap if P else math.nan,
                  best_f1=best if P else math.nan, best_threshold=best_t)
         if "--threshold" in args:
-            pred = s >= float(args["--threshold"])
+            pred = s > float(args["--threshold"])  # flagged above the threshold, as fz-fuzzy
             e["threshold"] = float(args["--threshold"])
         elif "flag" in names:
             pred = a["flag"][keep] != 0

@@ -18,13 +18,31 @@ check "$T/s.npy" "$T/out" --truth anom --threshold 0.3
 expect_exit 0 fz-eval --tsv --anomaly-classes 'bird,3' "$T/s.npy"
 check "$T/s.npy" "$T/out" --anomaly-classes 'bird,3'
 grep -qx $'anomaly_skipped\t[1-9][0-9]*' "$T/out" || fail "rows with label -1 must be skipped"
-expect_exit 0 fz-eval --json --truth anom --threshold -0.5 "$T/s.npy"
-$PY "$REF" check-json "$T/s.npy" "$T/out" --truth anom --threshold -0.5 || fail "JSON check"
+expect_exit 0 fz-eval --json --truth anom --threshold -0.45 "$T/s.npy"
+$PY "$REF" check-json "$T/s.npy" "$T/out" --truth anom --threshold -0.45 || fail "JSON check"
 gen "$T/s2.npy" 7 --rows 1000
 expect_exit 0 fz-eval --json --anomaly-classes cat "$T/s2.npy"
 $PY "$REF" check-json "$T/s2.npy" "$T/out" --anomaly-classes cat || fail "JSON check, seed 7"
-expect_exit 0 fz-eval --tsv --anomaly-classes dog --threshold 1 - <"$T/s2.npy"
-check "$T/s2.npy" "$T/out" --anomaly-classes dog --threshold 1
+expect_exit 0 fz-eval --tsv --anomaly-classes dog --threshold 0.95 - <"$T/s2.npy"
+check "$T/s2.npy" "$T/out" --anomaly-classes dog --threshold 0.95
+
+# --- a score equal to the threshold is not flagged: score > T, as fz-fuzzy's flag ---
+# (eval_ref.py counts score >= T, so the thresholds above are no score: scores are rounded
+# to 0.1, and 0.3 as a float is above 0.3)
+$PY - "$T/tie.npy" <<'EOF' || fail "could not write the tie stream"
+import sys
+import numpy as np
+a = np.zeros(4, [("score", "<f4"), ("anom", "u1")])
+a["score"] = [0.5, 0.5, 0.25, 0.75]
+a["anom"] = [1, 0, 1, 0]
+np.save(sys.argv[1], a)
+EOF
+expect_exit 0 fz-eval --tsv --truth anom --threshold 0.5 "$T/tie.npy"
+grep -qx $'recall_at_threshold\t0' "$T/out" || fail "score == T flagged: $(cat "$T/out")"
+grep -qx $'precision_at_threshold\t0' "$T/out" || fail "only 0.75 is above 0.5: $(cat "$T/out")"
+expect_exit 0 fz-eval --tsv --truth anom --threshold 0.25 "$T/tie.npy"
+grep -qx $'recall_at_threshold\t0.5' "$T/out" || fail "0.5 > 0.25 flags one anomaly: $(cat "$T/out")"
+grep -qx $'precision_at_threshold\t0.3333333333' "$T/out" || fail "3 flagged above 0.25: $(cat "$T/out")"
 
 # --- the ROC curve file: points, monotone, its trapezoid area is the AUC ---
 expect_exit 0 fz-eval --truth anom --roc "$T/roc.tsv" "$T/s.npy"
@@ -88,6 +106,181 @@ if fz-prep mnist:test "$DATA/mnist-small.tgz" -o "$T/mnist.npy" 2>"$T/err" &&
 else
     fail "could not prepare and train the MNIST fixture: $(cat "$T/err")"
 fi
+
+# --- --recon-score and --norm-score: per-row scores computed here, against NumPy's ---
+$PY - "$T/s.npy" "$T/rs.npy" <<'EOF' || fail "could not write the score stream"
+import sys
+import numpy as np
+import os
+sys.path.insert(0, os.environ["FZ_ROOT"] + "/tests/sh")
+from stream_numpy import read_fz
+chunks = list(read_fz(open(sys.argv[1], "rb")))
+a = np.concatenate([c for _, c in chunks])
+n = len(a)
+out = np.zeros(n, [("label", "<i4"), ("anom", "<i4"), ("rs", "<f4"), ("ns", "<f4")])
+out["label"], out["anom"] = a["label"], a["anom"]
+x, h = a["x"].reshape(n, -1).astype(np.float64), a["xhat"].reshape(n, -1).astype(np.float64)
+out["rs"] = ((h - x) ** 2).mean(1)
+out["ns"] = (a["mu"].astype(np.float64) ** 2).sum(1)
+np.save(sys.argv[2], out)
+EOF
+an() { grep -E '^(anomaly_rows|anomalies|roc_auc|average_precision|best_f1|best_threshold)' "$T/out"; }
+expect_exit 0 fz-eval --tsv --truth anom --recon-score --roc "$T/roc1.tsv" "$T/s.npy"
+got=$(an)
+expect_exit 0 fz-eval --tsv --truth anom --score rs --roc "$T/roc2.tsv" "$T/rs.npy"
+[ "$got" = "$(an)" ] || fail "--recon-score: $got, want $(an)"
+cmp -s "$T/roc1.tsv" "$T/roc2.tsv" || fail "--recon-score: the ROC curves differ"
+expect_exit 0 fz-eval --tsv --anomaly-classes 'bird,3' --norm-score mu "$T/s.npy"
+got=$(an)
+expect_exit 0 fz-eval --tsv --anomaly-classes '2,3' --score ns "$T/rs.npy"
+[ "$got" = "$(an)" ] || fail "--norm-score: $got, want $(an)"
+expect_exit 2 fz-eval --recon-score "$T/s.npy"
+expect_err "--recon-score needs the anomaly truth"
+expect_exit 2 fz-eval --truth anom --recon-score --norm-score mu "$T/s.npy"
+expect_err "together"
+expect_exit 1 fz-eval --truth anom --recon-score "$T/a.npy"
+expect_err "a.npy: no field 'x'"
+expect_exit 1 fz-eval --truth anom --norm-score nothere "$T/s.npy"
+expect_err "s.npy: no field 'nothere'"
+
+# --- fz-fuzzy's flag and fz-eval --threshold decide alike, also at a tied score ---
+if fz-prep mnist:train "$DATA/mnist-small.tgz" 2>"$T/err" | fz-mask -o "$T/fm.npy" 2>>"$T/err" &&
+    fz-train -q -a fcvae-mlp -m 1 -s 1 -o "$T/fc.st" "$T/fm.npy" 2>>"$T/err"; then
+    fz-fuzzy -i "$T/fc.st" --threshold 0 "$T/mnist.npy" -o "$T/sc.npy" 2>"$T/err" ||
+        fail "fz-fuzzy: $(cat "$T/err")"
+    # the threshold: the score of row 10 as a float, so that row ties with it
+    t=$($PY -c 'import sys; sys.path.insert(0, sys.argv[1]); from stream_numpy import read_fz
+import numpy as np
+a = np.concatenate([c for _, c in read_fz(open(sys.argv[2], "rb"))])
+print(repr(float(a["score"][10])))' "$FZ_ROOT/tests/sh" "$T/sc.npy") || fail "reading the scores"
+    fz-fuzzy -i "$T/fc.st" --threshold "$t" "$T/mnist.npy" -o "$T/sc2.npy" 2>"$T/err" ||
+        fail "fz-fuzzy: $(cat "$T/err")"
+    expect_exit 0 fz-eval --tsv --anomaly-classes 7 "$T/sc2.npy"
+    grep -qx $'decision\tflag' "$T/out" || fail "no flag decision: $(cat "$T/out")"
+    flag=$(grep '_at_threshold' "$T/out")
+    expect_exit 0 fz-eval --tsv --anomaly-classes 7 --threshold "$t" "$T/sc2.npy"
+    [ "$flag" = "$(grep '_at_threshold' "$T/out")" ] ||
+        fail "the flag at $t ($flag) and --threshold $t ($(grep _at_threshold "$T/out")) differ"
+else
+    fail "could not train the fuzzy fixture: $(cat "$T/err")"
+fi
+
+# --- --per-feature: MSE, variance and R^2 of every value against NumPy ---
+$PY - "$T" <<'EOF' || fail "could not write the per-feature streams"
+import json, sys
+import numpy as np
+t = sys.argv[1]
+rng = np.random.default_rng(3)
+n = 200
+a = np.zeros(n, [("x", "<f4", (3,)), ("xhat", "<f4", (3,))])
+a["x"] = rng.standard_normal((n, 3)) * [1, 2, 0] + [0, 100, 7]
+a["xhat"] = a["x"] + rng.standard_normal((n, 3)) * [0.1, 3, 0.5]
+with open(t + "/pf.npy", "wb") as f:
+    np.save(f, np.frombuffer(json.dumps({"features": ["alpha", "b c", "const"]}).encode(), np.uint8))
+    np.save(f, a[:77])
+    np.save(f, a[77:])
+np.save(t + "/pf-nometa.npy", a)
+x, h = a["x"].astype(np.float64), a["xhat"].astype(np.float64)
+mse, var = ((h - x) ** 2).mean(0), x.var(0)
+with open(t + "/pf.want", "w") as f:
+    for name, m, v in zip(["alpha", "b c", "const"], mse, var):
+        f.write("%s\t%r\t%r\t%s\n" % (name, m, v, repr(1 - m / v) if v > 0 else "nan"))
+EOF
+expect_exit 0 fz-eval --tsv --per-feature "$T/pf.npy"
+grep -q '^mse' "$T/out" || fail "--per-feature implies the reconstruction metrics"
+awk -F'\t' '$1 == "feature" { print $2 "\t" $3 "\t" $4 "\t" $5 }' "$T/out" >"$T/pf.got"
+paste "$T/pf.got" "$T/pf.want" | awk -F'\t' '
+    function off(a, b,   t) { if ((a == "nan") != (b == "nan")) return 1; if (a == "nan") return 0
+        t = 1e-6 * (1 + (b < 0 ? -b : b)); return a - b > t || b - a > t }
+    $1 != $5 || off($2, $6) || off($3, $7) || off($4, $8) { print "feature line " NR ": " $0; bad = 1 }
+    END { exit bad || NR != 3 }' || fail "per-feature values: $(cat "$T/pf.got")"
+expect_exit 0 fz-eval --tsv --per-feature "$T/pf-nometa.npy"
+[ "$(awk -F'\t' '$1 == "feature" { printf "%s,", $2 }' "$T/out")" = "0,1,2," ] ||
+    fail "features without names are numbered: $(grep ^feature "$T/out")"
+expect_exit 0 fz-eval --json --per-feature "$T/pf.npy"
+grep -q '"features":\[{"name":"alpha","mse":' "$T/out" || fail "JSON features: $(cat "$T/out")"
+grep -q '"name":"const","mse":[^}]*"r2":null' "$T/out" || fail "JSON R^2 of a constant feature: $(cat "$T/out")"
+expect_exit 0 fz-eval --per-feature "$T/pf.npy"
+grep -qE '^  const +[0-9.e-]+ +0 +undefined$' "$T/out" || fail "table per feature: $(cat "$T/out")"
+expect_exit 1 fz-eval --per-feature "$T/c.npy"
+expect_err "c.npy: no field 'x'"
+
+# --- --knn: the vote of the nearest labeled reference rows, against a NumPy vote ---
+$PY - "$T" <<'EOF' || fail "could not write the k-NN streams"
+import json, sys
+import numpy as np
+t = sys.argv[1]
+rng = np.random.default_rng(4)
+meta = np.frombuffer(json.dumps({"classes": ["a", "b", "c"]}).encode(), np.uint8)
+def make(n, labeled):
+    a = np.zeros(n, [("id", "<u8"), ("label", "<i4"), ("mu", "<f4", (2,)), ("mask", "<f4", (3,))])
+    a["id"] = np.arange(n)
+    a["label"] = rng.integers(0, 3, n)
+    # class centres 1.5 apart with unit noise, on a grid of 0.5 so that distances tie
+    c = np.stack([a["label"] * 1.5, -a["label"]], 1)
+    a["mu"] = np.round((c + rng.standard_normal((n, 2))) * 2) / 2
+    a["mask"][labeled] = 1
+    return a
+ref = make(400, rng.random(400) < 0.3)
+ref["label"][:5] = -1           # no label at all, whatever the mask
+ref["mask"][:5] = 1
+test = make(300, slice(None))
+test["label"][:7] = -1          # skipped in the metrics
+with open(t + "/ref.npy", "wb") as f:
+    np.save(f, meta); np.save(f, ref[:100]); np.save(f, ref[100:])
+with open(t + "/q.npy", "wb") as f:
+    np.save(f, meta); np.save(f, test)
+use = (ref["label"] >= 0) & (ref["mask"] != 0).any(1)
+R, Y = ref["mu"][use].astype(np.float64), ref["label"][use]
+for k in (1, 4, 15):
+    cm = np.zeros((3, 3), int)
+    for row in test[test["label"] >= 0]:
+        d = ((R - row["mu"]) ** 2).sum(1)
+        near = Y[np.argsort(d, kind="stable")[:k]]
+        votes = np.bincount(near, minlength=3)
+        win = [c for c in near if votes[c] == votes.max()][0]
+        cm[row["label"], win] += 1
+    open("%s/knn%d.want" % (t, k), "w").write(
+        "accuracy %r\n" % (np.trace(cm) / cm.sum()) + "".join(
+            "confusion %s %s %d\n" % ("abc"[i], "abc"[j], cm[i, j])
+            for i in range(3) for j in range(3)))
+print(use.sum(), file=open(t + "/knn.used", "w"))
+EOF
+for k in 1 4 15; do
+    expect_exit 0 fz-eval --tsv --knn $k --reference "$T/ref.npy" "$T/q.npy"
+    grep -qx $'class_skipped\t7' "$T/out" || fail "k-NN: rows with label -1 are skipped"
+    awk -F'\t' '$1 == "accuracy" { print "accuracy", $2 } $1 == "confusion" { print $1, $2, $3, $4 }' \
+        "$T/out" >"$T/knn.got"
+    awk 'function key(   k, i) { k = $1; for (i = 2; i < NF; i++) k = k " " $i; return k }
+         NR == FNR { want[key()] = $NF; n++; next }
+         { k = key()
+           if (!(k in want)) { print "extra " $0; bad = 1 }
+           else if (want[k] - $NF > 1e-9 || $NF - want[k] > 1e-9) { print k ": " $NF " want " want[k]; bad = 1 }
+           got++ }
+         END { exit bad || got != n }' "$T/knn$k.want" "$T/knn.got" || fail "k-NN K=$k: $(cat "$T/knn.got")"
+done
+expect_exit 0 fz-eval --knn 3 --reference "$T/ref.npy" "$T/q.npy"
+grep -q "vote of the 3 nearest of $(cat "$T/knn.used") labeled reference rows on mu" "$T/out" ||
+    fail "k-NN table: $(head -5 "$T/out")"
+# --field: another field; the sizes must match
+expect_exit 0 fz-eval --tsv --knn 1 --field mask --reference "$T/ref.npy" "$T/q.npy"
+grep -q '^accuracy' "$T/out" || fail "k-NN on the field mask"
+expect_exit 1 fz-eval --knn 1 --field mu --reference "$T/ref.npy" "$T/s.npy"
+expect_err "ref.npy: field 'mu' is \(2,\), the input's is \(3,\): expected the same size"
+expect_exit 1 fz-eval --knn 1 --field logvar --reference "$T/ref.npy" "$T/s.npy"
+expect_err "ref.npy: no field 'logvar'"
+$PY -c 'import sys, numpy as np
+a = np.zeros(3, [("label", "<i4"), ("mu", "<f4", (2,)), ("mask", "<f4", (3,))])
+a["label"] = [-1, 0, 1]
+np.save(sys.argv[1], a)' "$T/unlab.npy" || fail "could not write the unlabeled reference"
+expect_exit 1 fz-eval --knn 1 --reference "$T/unlab.npy" "$T/q.npy"
+expect_err "unlab.npy: no labeled rows"
+expect_exit 2 fz-eval --knn 3 "$T/q.npy"
+expect_err "--knn needs the labeled rows: --reference FILE; usage: fz-eval"
+expect_exit 2 fz-eval --reference "$T/ref.npy" "$T/q.npy"
+expect_err "--reference is for --knn"
+expect_exit 2 fz-eval --knn 0 --reference "$T/ref.npy" "$T/q.npy"
+expect_err "--knn"
 
 # --- usage errors: one line, exit 2 ---
 expect_exit 0 fz-eval -h

@@ -182,10 +182,18 @@ static void test_sklearn_examples(void)
     CHECK_EQ_INT(b.fn, 1);
     CHECK_EQ_INT(b.tn, 1);
     CHECK_NEAR(b.f1, 0.5, 1e-12);
-    b = fz_binary_at(a, 4, 0.35f); /* score >= threshold is positive */
+    b = fz_binary_at(a, 4, 0.3); /* score > threshold is positive */
     CHECK_EQ_INT(b.tp, 2);
     CHECK_NEAR(b.precision, 2.0 / 3, 1e-12);
     CHECK_NEAR(b.recall, 1, 0);
+    /* A score equal to the threshold is not flagged, as fz-fuzzy's flag = score > T: the
+     * positive at 0.35 stays out, the ROC walk's 0.35 (score >= 0.35) has it in. */
+    b = fz_binary_at(a, 4, 0.35f);
+    CHECK_EQ_INT(b.tp, 1);
+    CHECK_EQ_INT(b.fp, 1);
+    CHECK_EQ_INT(b.fn, 1);
+    b = fz_binary_at(a, 4, nextafter((double)0.35f, -INFINITY));
+    CHECK_EQ_INT(b.tp, 2);
     b = fz_binary_at(a, 4, 2);
     CHECK_NEAR(b.precision, 0, 0);
     CHECK_NEAR(b.f1, 0, 0);
@@ -314,13 +322,161 @@ static void test_random_auc(void)
         /* Best F1 is at least the F1 at every threshold it walked. */
         double t, best = fz_best_f1(b, n, &t);
         if (pos) {
-            fz_binary_stats at = fz_binary_at(b, n, t);
+            /* the walk's threshold t means score >= t, i.e. score > the next double below */
+            fz_binary_stats at = fz_binary_at(b, n, nextafter(t, -INFINITY));
             CHECK_NEAR(at.f1, best, 1e-12);
             for (size_t i = 0; i < n; i += 7) CHECK(fz_binary_at(b, n, b[i].score).f1 <= best + 1e-12);
         }
     }
     free(a);
     free(b);
+}
+
+/* Per-feature reconstruction against two-pass sums, and its undefined cases. */
+static void test_features(void)
+{
+    fz_err err;
+    fz_feat_acc f;
+    /* 3 rows of 2 values: feature 0 varies, feature 1 is constant. */
+    float x[3][2] = {{1, 5}, {2, 5}, {6, 5}}, xh[3][2] = {{1.5f, 5}, {2, 4}, {5, 5}};
+    CHECK(fz_feat_init(&f, 2, &err) == 0);
+    CHECK(isnan(fz_feat_get(&f, 0).mse));
+    for (int i = 0; i < 3; i++) fz_feat_add(&f, x[i], xh[i]);
+    fz_feat_stats s0 = fz_feat_get(&f, 0), s1 = fz_feat_get(&f, 1);
+    CHECK_NEAR(s0.mse, (0.25 + 0 + 1) / 3, 1e-12);
+    CHECK_NEAR(s0.var, (4 + 1 + 9) / 3.0, 1e-12); /* mean 3 */
+    CHECK_NEAR(s0.r2, 1 - (1.25 / 3) / (14 / 3.0), 1e-12);
+    CHECK_NEAR(s1.mse, 1.0 / 3, 1e-12);
+    CHECK_NEAR(s1.var, 0, 0);
+    CHECK(isnan(s1.r2));
+    CHECK(isnan(fz_feat_get(&f, 2).mse)); /* out of range */
+    /* the per-row scores of fz-eval --recon-score and --norm-score */
+    CHECK_NEAR(fz_row_mse(x[0], xh[0], 2), 0.125, 1e-12);
+    CHECK_NEAR(fz_row_mse(x[1], xh[1], 2), 0.5, 1e-12);
+    CHECK(isnan(fz_row_mse(x[0], xh[0], 0)));
+    CHECK_NEAR(fz_sq_norm(x[2], 2), 61, 1e-12);
+    CHECK_NEAR(fz_sq_norm(x[2], 0), 0, 0);
+    fz_feat_free(&f);
+
+    /* Random rows with a large offset: Welford against a two-pass computation. */
+    fz_rng r;
+    fz_rng_seed(&r, 11);
+    enum { N = 500, D = 4 };
+    static float X[N][D], XH[N][D];
+    CHECK(fz_feat_init(&f, D, &err) == 0);
+    for (int i = 0; i < N; i++) {
+        for (int j = 0; j < D; j++) {
+            X[i][j] = 1000.0f * (float)j + (float)fz_rng_normal(&r);
+            XH[i][j] = X[i][j] + 0.1f * (float)(j + 1) * (float)fz_rng_normal(&r);
+        }
+        fz_feat_add(&f, X[i], XH[i]);
+    }
+    for (int j = 0; j < D; j++) {
+        double m = 0, v = 0, e = 0;
+        for (int i = 0; i < N; i++) m += X[i][j];
+        m /= N;
+        for (int i = 0; i < N; i++) {
+            v += (X[i][j] - m) * (X[i][j] - m);
+            e += ((double)XH[i][j] - X[i][j]) * ((double)XH[i][j] - X[i][j]);
+        }
+        fz_feat_stats s = fz_feat_get(&f, (size_t)j);
+        CHECK_NEAR(s.var, v / N, 1e-9 * (1 + v / N));
+        CHECK_NEAR(s.mse, e / N, 1e-12);
+        CHECK_NEAR(s.r2, 1 - (e / N) / (v / N), 1e-9);
+    }
+    /* worse reconstruction of the later features: R^2 falls */
+    CHECK(fz_feat_get(&f, 0).r2 > fz_feat_get(&f, 3).r2);
+    fz_feat_free(&f);
+}
+
+/* The k-NN vote by its definition: sort every reference row by (distance, index), count
+ * the first k, most votes wins, ties to the class met first. */
+static int knn_oracle(const float *X, const int *Y, size_t n, size_t d, const float *q, int k,
+                      int nclasses)
+{
+    size_t *ord = malloc(n * sizeof *ord);
+    double *dist = malloc(n * sizeof *dist);
+    int *votes = calloc((size_t)nclasses, sizeof *votes);
+    for (size_t i = 0; i < n; i++) {
+        double s = 0;
+        for (size_t j = 0; j < d; j++) s += ((double)X[i * d + j] - q[j]) * ((double)X[i * d + j] - q[j]);
+        dist[i] = s;
+        ord[i] = i;
+    }
+    for (size_t i = 1; i < n; i++) /* insertion sort: stable, so ties keep reference order */
+        for (size_t j = i; j > 0 && dist[ord[j - 1]] > dist[ord[j]]; j--) {
+            size_t t = ord[j];
+            ord[j] = ord[j - 1];
+            ord[j - 1] = t;
+        }
+    size_t m = (size_t)k < n ? (size_t)k : n;
+    for (size_t i = 0; i < m; i++) votes[Y[ord[i]]]++;
+    int best = Y[ord[0]];
+    for (size_t i = 1; i < m; i++)
+        if (votes[Y[ord[i]]] > votes[best]) best = Y[ord[i]];
+    free(ord);
+    free(dist);
+    free(votes);
+    return best;
+}
+
+static void test_knn(void)
+{
+    fz_err err;
+    fz_knn kn;
+    /* On a line: class 0 at 0, 1, 2; class 1 at 10, 11; class 2 at 5. */
+    float ref[] = {0, 1, 2, 10, 11, 5};
+    int lab[] = {0, 0, 0, 1, 1, 2};
+    CHECK(fz_knn_init(&kn, 1, 3, &err) == 0);
+    float q = 0;
+    CHECK_EQ_INT(fz_knn_predict(&kn, &q), -1); /* no reference rows */
+    for (int i = 0; i < 6; i++) CHECK(fz_knn_add(&kn, &ref[i], lab[i], &err) == 0);
+    CHECK_EQ_INT(kn.nclasses, 3);
+    q = 1.2f;
+    CHECK_EQ_INT(fz_knn_predict(&kn, &q), 0);
+    q = 9;  /* 10, 11 and 5: two votes for 1 */
+    CHECK_EQ_INT(fz_knn_predict(&kn, &q), 1);
+    q = 6;  /* 5 (class 2), 2 (0) at 4 and 10 (1) at 4: one vote each, class 2 is nearest */
+    CHECK_EQ_INT(fz_knn_predict(&kn, &q), 2);
+    fz_knn_free(&kn);
+    /* K = 1 with two rows at the same distance: the earlier one. */
+    CHECK(fz_knn_init(&kn, 1, 1, &err) == 0);
+    float a = -1, b = 1;
+    CHECK(fz_knn_add(&kn, &b, 4, &err) == 0);
+    CHECK(fz_knn_add(&kn, &a, 2, &err) == 0);
+    q = 0;
+    CHECK_EQ_INT(fz_knn_predict(&kn, &q), 4);
+    /* fewer reference rows than K all vote; bad labels are refused */
+    CHECK(fz_knn_add(&kn, &a, -1, &err) == -1);
+    CHECK_CONTAINS(err.msg, "reference label -1");
+    fz_knn_free(&kn);
+    CHECK(fz_knn_init(&kn, 2, 0, &err) == -1);
+    CHECK_CONTAINS(err.msg, "K = 0");
+    CHECK(fz_knn_init(&kn, 0, 3, &err) == -1);
+
+    /* Random clusters against the oracle, many K, rows with ties (values on a grid). */
+    fz_rng r;
+    fz_rng_seed(&r, 5);
+    enum { N = 300, D = 3, Q = 200, C = 4 };
+    static float X[N * D], QX[Q * D];
+    static int Y[N];
+    for (int i = 0; i < N; i++) {
+        Y[i] = (int)(fz_rng_uniform(&r) * C);
+        for (int j = 0; j < D; j++)
+            X[i * D + j] = roundf((float)(Y[i] * (j == 0 ? 2 : 0) + fz_rng_normal(&r)) * 2) / 2;
+    }
+    for (int i = 0; i < Q * D; i++) QX[i] = roundf((float)(3 * fz_rng_uniform(&r) * 2)) / 2;
+    int ks[] = {1, 2, 3, 5, 8, 50, 301};
+    for (size_t t = 0; t < sizeof ks / sizeof ks[0]; t++) {
+        CHECK(fz_knn_init(&kn, D, ks[t], &err) == 0);
+        for (int i = 0; i < N; i++) CHECK(fz_knn_add(&kn, X + i * D, Y[i], &err) == 0);
+        int bad = 0;
+        for (int i = 0; i < Q; i++)
+            bad += fz_knn_predict(&kn, QX + i * D) !=
+                   knn_oracle(X, Y, N, D, QX + i * D, ks[t], C);
+        CHECK_MSG(bad == 0, "K = %d: %d of %d votes differ from the oracle", ks[t], bad, Q);
+        fz_knn_free(&kn);
+    }
 }
 
 int main(void)
@@ -330,5 +486,7 @@ int main(void)
     test_sklearn_examples();
     test_ties_and_degenerate();
     test_random_auc();
+    test_features();
+    test_knn();
     return check_report("test_metrics");
 }
