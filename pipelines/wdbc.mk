@@ -1,0 +1,367 @@
+# The VAE-plus-classifier study on the breast cancer table (WDBC: 569 rows, 30 features,
+# benign or malignant), with a two-dimensional latent space.
+#
+#   make wdbc                      10-fold cross-validation of every strategy, seeds 0 1 2
+#   make wdbc QUICK=1              seed 0, fewer epochs: a few minutes, results/wdbc-quick/
+#   make wdbc SEEDS="0 1 2 3 4" EPOCHS="20 40 80 160"
+#
+# Outputs in results/wdbc/ (results/wdbc-quick/ with QUICK=1): the folds, one directory per
+# strategy with the validation logs, the epochs chosen and the scored test rows, the tables
+# cv.tsv (per strategy and seed), cv-folds.tsv (per strategy and fold), elim.tsv (the
+# channel elimination), the pictures and summary.md.
+#
+# Data: tests/data/wdbc.csv, the Breast Cancer Wisconsin (Diagnostic) data set of the UCI
+# Machine Learning Repository, W. N. Street, W. H. Wolberg, O. L. Mangasarian (1995),
+# https://doi.org/10.24432/C5DW2B, CC BY 4.0 (see tests/data/README.md).
+#
+# Protocol. The rows are shuffled with fz-prep's seeded permutation and dealt class by
+# class into 10 folds, so that every fold has the share of malignant rows of the whole
+# (stratified). For test fold k, the model is trained on the eight folds other than k and
+# k+1 (mod 10) and validated on fold k+1; the number of epochs (one of EPOCHS) is the one
+# with the lowest validation loss of the head, averaged over the seeds (ties: the fewer
+# epochs; SELECT=accuracy chooses by validation accuracy instead).
+# The model is then trained again on all nine training folds for that many epochs, and
+# fold k is used once, to score it. Min-max scaling to [0, 1] (the decoder ends in a
+# sigmoid) is fitted on the rows a model trains on and applied to the others. Nothing
+# about a test fold enters a choice; the row "chosen" picks, for every fold, the strategy
+# with the best validation loss, so that its accuracy, too, is an estimate on unseen data.
+#
+# Strategies (fz-train --strategy; preset vaec-mlp: the MLP VAE with a dense sigmoid head
+# of 16 units on mu, two outputs):
+#   all          reconstruction, KL and the head's loss together
+#   aehead       the VAE alone (--strategy ae), then the head alone on its frozen encoder
+#                (--strategy head, started from the VAE with -i)
+#   classifier   encoder and head as a plain classifier: no decoder, no KL
+#   vclassifier  the head sees the sampled z in training, mu at inference, plus the KL
+#   fcvae        the fuzzy conditional VAE fcvae-mlp: two Gaussian terms on mu instead of
+#                the head, all losses together
+# Settings common to all: batches of 32, learning rate 3e-4 (fcvae: 2e-3, its preset's),
+# the presets' loss weights.
+#
+# Channel elimination: a VAE (vaec-mlp, --strategy ae, KL weight 1/15680, a tenth of the
+# preset's, so that the code is not drowned in noise) is trained on all rows and the
+# channels it reconstructs; fz-eval --per-feature gives each channel's R^2 (the share of
+# its variance the reconstruction explains); while the worst is below ELIM_R2, it is
+# dropped and the VAE trained again. It uses no labels.
+
+.PHONY: wdbc wdbc-run
+.DELETE_ON_ERROR:
+
+FZ            ?= build/bin
+WDBC_QUICK    := $(filter 1,$(QUICK))
+WDBC          ?= results/wdbc$(if $(WDBC_QUICK),-quick)
+WDBC_CSV      ?= tests/data/wdbc.csv
+WDBC_SEEDS    ?= $(or $(SEEDS),$(if $(WDBC_QUICK),0,0 1 2))
+WDBC_EPOCHS   ?= $(or $(EPOCHS),$(if $(WDBC_QUICK),10 30,10 20 40 80))
+WDBC_LATENT   ?= $(or $(LATENT),2)
+WDBC_STRATEGIES ?= all aehead classifier vclassifier fcvae
+WDBC_BATCH    ?= 32
+WDBC_RATE     ?= 3e-4
+WDBC_AE_EPOCHS ?= $(if $(WDBC_QUICK),30,80)
+WDBC_ELIM_R2  ?= $(or $(ELIM_R2),0.7)
+WDBC_ELIM_EPOCHS ?= $(if $(WDBC_QUICK),40,100)
+WDBC_ELIM_BETA ?= 6.377551e-05
+WDBC_SPLIT_SEED ?= 1
+WDBC_SELECT   ?= $(or $(SELECT),loss)
+WDBC_FOLDS    := 0 1 2 3 4 5 6 7 8 9
+WDBC_EMAX     := $(lastword $(sort $(WDBC_EPOCHS)))
+WDBC_OPTS      = -q -z $(WDBC_LATENT) -B $(WDBC_BATCH)
+WDBC_PREP      = $(FZ)/fz-prep --label-col diagnosis
+WDBC_TOOLS     = $(FZ)/fz-prep $(FZ)/fz-mask $(FZ)/fz-train $(FZ)/fz-encode $(FZ)/fz-fuzzy \
+                 $(FZ)/fz-eval $(FZ)/fz-plot $(FZ)/fz-decode $(FZ)/fz-info
+
+wdbc:
+	@bash pipelines/deps.sh --if-missing
+	@$(MAKE) --no-print-directory all
+	@OPENBLAS_NUM_THREADS=1 $(MAKE) --no-print-directory wdbc-run
+
+wdbc-run: $(WDBC)/summary.md
+	@cat $<
+
+# Every result depends on the settings: a change of one retrains what it affects. The
+# tools are order-only prerequisites: a rebuilt tool does not redo the study.
+WDBC_PARAMS = seeds=$(WDBC_SEEDS) epochs=$(WDBC_EPOCHS) latent=$(WDBC_LATENT) \
+  batch=$(WDBC_BATCH) rate=$(WDBC_RATE) ae_epochs=$(WDBC_AE_EPOCHS) split_seed=$(WDBC_SPLIT_SEED)
+$(WDBC)/params.txt: FORCE
+	@mkdir -p $(@D)
+	@echo '$(WDBC_PARAMS)' | cmp -s - $@ || echo '$(WDBC_PARAMS)' > $@
+WDBC_ELIM_PARAMS = r2=$(WDBC_ELIM_R2) epochs=$(WDBC_ELIM_EPOCHS) beta=$(WDBC_ELIM_BETA) \
+  latent=$(WDBC_LATENT) batch=$(WDBC_BATCH) rate=$(WDBC_RATE)
+$(WDBC)/elim-params.txt: FORCE
+	@mkdir -p $(@D)
+	@echo '$(WDBC_ELIM_PARAMS)' | cmp -s - $@ || echo '$(WDBC_ELIM_PARAMS)' > $@
+$(WDBC)/select.txt: FORCE
+	@mkdir -p $(@D)
+	@echo '$(WDBC_SELECT)' | cmp -s - $@ || echo '$(WDBC_SELECT)' > $@
+.PHONY: FORCE
+FORCE:
+
+# --- folds: id, label, fold of every row, stratified ---
+# fz-prep's permutation (the ids in shuffled order, read back with fz-info), then the
+# rows of each class dealt to folds 0, 1, ..., 9, 0, ... in that order.
+$(WDBC)/folds.tsv: $(WDBC_CSV) | $(WDBC_TOOLS)
+	@mkdir -p $(@D)
+	$(WDBC_PREP) --shuffle -s $(WDBC_SPLIT_SEED) $(WDBC_CSV) | $(FZ)/fz-info -n 1000000 -w 1 | \
+	  awk '/^  id=/ { split($$1, i, "="); split($$2, l, "="); \
+	                  print i[2] "\t" l[2] "\t" (n[l[2]]++ % 10) }' > $@.tmp
+	@test "$$(wc -l < $@.tmp)" -eq "$$(($$(wc -l < $(WDBC_CSV)) - 1))"
+	mv $@.tmp $@
+
+# Fold k: train (nine folds), test (fold k), itrain (eight folds), valid (fold k+1), and
+# all (every row, scaled as train), as CSV cut by awk and streams scaled by fz-prep.
+$(WDBC)/data/f%/ok: $(WDBC)/folds.tsv $(WDBC_CSV) | $(WDBC_TOOLS)
+	@rm -rf $(@D).tmp && mkdir -p $(@D).tmp
+	awk -F'\t' -v k=$* -v v=$$((($* + 1) % 10)) -v d=$(@D).tmp \
+	  'NR == FNR { fold[$$1] = $$3; next } \
+	   FNR == 1 { n = split("train test itrain valid", p, " "); \
+	              for (j = 1; j <= n; j++) print > (d "/" p[j] ".csv"); next } \
+	   { f = fold[FNR - 2]; \
+	     if (f == k) print > (d "/test.csv"); \
+	     else { print > (d "/train.csv"); print > (d "/" (f == v ? "valid" : "itrain") ".csv") } }' \
+	  $(WDBC)/folds.tsv $(WDBC_CSV)
+	t=$(@D).tmp; \
+	 $(WDBC_PREP) --unit --save-stats $$t/train.json $$t/train.csv | $(FZ)/fz-mask -o $$t/train.npy; \
+	 $(WDBC_PREP) --stats $$t/train.json $$t/test.csv | $(FZ)/fz-mask -o $$t/test.npy; \
+	 $(WDBC_PREP) --stats $$t/train.json $(WDBC_CSV) | $(FZ)/fz-mask -o $$t/all.npy; \
+	 $(WDBC_PREP) --unit --save-stats $$t/itrain.json $$t/itrain.csv | $(FZ)/fz-mask -o $$t/itrain.npy; \
+	 $(WDBC_PREP) --stats $$t/itrain.json $$t/valid.csv | $(FZ)/fz-mask -o $$t/valid.npy
+	rm -f $(@D).tmp/*.csv && touch $(@D).tmp/ok
+	rm -rf $(@D) && mv $(@D).tmp $(@D)
+
+# $(call wdbc_train,STRATEGY,TRAIN,VALID,EPOCHS,SEED,MODEL,LOG): train into MODEL; every
+# stage writes a checkpoint under a temporary name and resumes it (-R) after an
+# interruption. VALID may be empty.
+define wdbc_train
+v="$(if $(3),-v $(3))"; \
+case $(1) in \
+  all|classifier|vclassifier) \
+    $(FZ)/fz-train -a vaec-mlp --strategy $(1) $(WDBC_OPTS) -r $(WDBC_RATE) -m $(4) -s $(5) \
+      $$v -l $(7) -R -o $(6).ckpt $(2) ;; \
+  aehead) \
+    { [ -f $(6).ae ] || { $(FZ)/fz-train -a vaec-mlp --strategy ae $(WDBC_OPTS) -r $(WDBC_RATE) \
+        -m $(WDBC_AE_EPOCHS) -s $(5) -R -o $(6).ae.ckpt $(2) && mv $(6).ae.ckpt $(6).ae; }; } && \
+    $(FZ)/fz-train -i $(6).ae -a vaec-mlp --strategy head $(WDBC_OPTS) -r $(WDBC_RATE) -m $(4) -s $(5) \
+      $$v -l $(7) -o $(6).ckpt $(2) && rm -f $(6).ae ;; \
+  fcvae) \
+    $(FZ)/fz-train -a fcvae-mlp $(WDBC_OPTS) -m $(4) -s $(5) $$v -l $(7) -R -o $(6).ckpt $(2) ;; \
+  *) echo "wdbc: unknown strategy '$(1)'" >&2; exit 2 ;; \
+esac && mv $(6).ckpt $(6)
+endef
+
+# The stem of the runs is STRATEGY/fFOLD-sSEED; these take it apart.
+wdbc_fold = $(patsubst f%,%,$(firstword $(subst -, ,$(notdir $(1)))))
+wdbc_seed = $(patsubst s%,%,$(word 2,$(subst -, ,$(notdir $(1)))))
+
+.SECONDEXPANSION:
+# Made by pattern rules and needed again by the summary: never removed as intermediates.
+.PRECIOUS: $(WDBC)/data/f%/ok $(WDBC)/cv/%-val.tsv $(WDBC)/cv/%-epochs.tsv $(WDBC)/cv/%-test.npy
+
+# Validation run: eight folds, validated on the ninth after every epoch (the log).
+$(WDBC)/cv/%-val.tsv: $(WDBC)/data/f$$(call wdbc_fold,$$*)/ok $(WDBC)/params.txt | $(WDBC_TOOLS)
+	@mkdir -p $(@D)
+	@d=$(WDBC)/data/f$(call wdbc_fold,$*); \
+	 $(call wdbc_train,$(*D),$$d/itrain.npy,$$d/valid.npy,$(WDBC_EMAX),$(call wdbc_seed,$*),$@.st,$@.log)
+	rm -f $@.st && mv $@.log $@
+
+# The epochs of fold k: the candidate with the lowest validation loss of the head (the
+# squared error of its outputs against the one-hot class, fz-train's val_fuzzy), or with
+# WDBC_SELECT=accuracy the best validation accuracy, mean over seeds; ties go to the fewer
+# epochs. On 57 validation rows the accuracy moves in steps of 1.75% and ties often; the
+# loss ranks the candidates by how sure and right the head is. The file is replaced only
+# when the choice changed, so that the test runs it decides are not redone for nothing.
+$(WDBC)/cv/%-epochs.tsv: $$(foreach s,$$(WDBC_SEEDS),$(WDBC)/cv/$$*-s$$(s)-val.tsv) $(WDBC)/select.txt
+	awk -F'\t' -v cand="$(WDBC_EPOCHS)" -v by=$(WDBC_SELECT) \
+	  'BEGIN { n = split(cand, E, " ") } \
+	   FNR == 1 { for (i = 1; i <= NF; i++) { if ($$i == "val_accuracy") c = i; if ($$i == "val_fuzzy") l = i } \
+	              files++; next } \
+	   { acc[$$1] += $$c; loss[$$1] += $$l } \
+	   END { best = ""; for (j = 1; j <= n; j++) { a = acc[E[j]] / files; q = loss[E[j]] / files; \
+	           v = by == "accuracy" ? a : -q; \
+	           if (best == "" || v > best + 1e-9) { best = v; be = E[j]; ba = a; bl = q } } \
+	         printf "epochs\tval_accuracy\tval_loss\n%d\t%.6f\t%.6g\n", be, ba, bl }' \
+	  $(filter %-val.tsv,$^) > $@.tmp
+	if cmp -s $@.tmp $@; then rm $@.tmp; else mv $@.tmp $@; fi
+
+# Test run: all nine training folds for the chosen epochs, then the test fold scored once:
+# its latent codes with their distance from the training codes in standard deviations
+# (fz-encode -c diag), memberships and the predicted class (fz-fuzzy).
+$(WDBC)/cv/%-test.npy: $(WDBC)/cv/$$(*D)/f$$(call wdbc_fold,$$*)-epochs.tsv \
+    $(WDBC)/data/f$$(call wdbc_fold,$$*)/ok | $(WDBC_TOOLS)
+	@d=$(WDBC)/data/f$(call wdbc_fold,$*); e=$$(awk 'NR == 2 { print $$1 }' $<); \
+	 $(call wdbc_train,$(*D),$$d/train.npy,,$$e,$(call wdbc_seed,$*),$(@:.npy=.st),$(@:.npy=-log.tsv))
+	$(FZ)/fz-encode -c diag -i $(@:.npy=.st) $(WDBC)/data/f$(call wdbc_fold,$*)/test.npy | \
+	  $(FZ)/fz-fuzzy -i $(@:.npy=.st) -o $@
+	@# the models of fold 0 stay for the pictures; the others are 1 MB each
+	@if [ "$(call wdbc_fold,$*)" != 0 ]; then rm -f $(@:.npy=.st); fi
+
+WDBC_RUNS = $(foreach s,$(WDBC_STRATEGIES),$(foreach k,$(WDBC_FOLDS),$(foreach r,$(WDBC_SEEDS),$(s)/f$(k)-s$(r))))
+WDBC_TESTS = $(WDBC_RUNS:%=$(WDBC)/cv/%-test.npy)
+
+# Per strategy, fold and seed: epochs, validation and test accuracy (correct of rows).
+$(WDBC)/cv-runs.tsv: $(WDBC_TESTS)
+	@{ printf 'strategy\tfold\tseed\tepochs\tval_accuracy\ttest_rows\ttest_correct\ttest_accuracy\tval_loss\n'; \
+	   for r in $(WDBC_RUNS); do \
+	     s=$${r%%/*}; k=$(WDBC)/cv/$${r%-s*}-epochs.tsv; \
+	     $(FZ)/fz-eval --tsv --classes $(WDBC)/cv/$$r-test.npy | \
+	       awk -F'\t' -v r="$$r" -v ep="$$(awk 'NR == 2 { print $$1 "\t" $$2 }' $$k)" \
+	         -v vl="$$(awk 'NR == 2 { print $$3 }' $$k)" \
+	         '$$1 == "class_rows" { n = $$2 } $$1 == "accuracy" { a = $$2 } \
+	          END { split(r, p, "[/-]"); printf "%s\t%s\t%s\t%s\t%d\t%d\t%.6f\t%s\n", p[1], \
+	                substr(p[2], 2), substr(p[3], 2), ep, n, a * n + 0.5, a, vl }' || exit 1; \
+	   done; } > $@.tmp
+	mv $@.tmp $@
+
+# Per strategy and seed: the cross-validated accuracy (correct over all 569 rows); then
+# the mean over seeds. The row "chosen" takes, fold by fold, the strategy whose validation
+# loss (or accuracy, as WDBC_SELECT) at its chosen epochs, mean over seeds, was best, ties
+# to the one listed first.
+$(WDBC)/cv.tsv: $(WDBC)/cv-runs.tsv $(WDBC)/select.txt
+	awk -F'\t' -v order="$(WDBC_STRATEGIES)" -v seedlist="$(WDBC_SEEDS)" -v chosen=$(WDBC)/chosen.tsv.tmp \
+	  -v by=$(WDBC_SELECT) \
+	  'BEGIN { nr = split(seedlist, R, " ") } \
+	   NR == 1 { next } \
+	   { c[$$1, $$3] += $$7; n[$$1, $$3] += $$6; \
+	     v[$$1, $$2] += by == "accuracy" ? $$5 : -$$9; nv[$$1, $$2]++; \
+	     tc[$$1, $$2, $$3] = $$7; tn[$$1, $$2, $$3] = $$6 } \
+	   END { ns = split(order, S, " "); \
+	         for (k = 0; k < 10; k++) { best = ""; \
+	           for (j = 1; j <= ns; j++) { a = v[S[j], k] / nv[S[j], k]; \
+	             if (best == "" || a > best + 1e-9) { best = a; pick[k] = S[j] } } \
+	           for (i = 1; i <= nr; i++) { r = R[i]; \
+	             c["chosen", r] += tc[pick[k], k, r]; n["chosen", r] += tn[pick[k], k, r] } \
+	           print "fold\t" k "\t" pick[k] > chosen } \
+	         S[++ns] = "chosen"; \
+	         printf "strategy"; for (i = 1; i <= nr; i++) printf "\tseed_%s", R[i]; printf "\tmean\tsd\n"; \
+	         for (j = 1; j <= ns; j++) { s = S[j]; m = 0; m2 = 0; printf "%s", s; \
+	           for (i = 1; i <= nr; i++) { a = c[s, R[i]] / n[s, R[i]]; printf "\t%.4f", a; m += a } \
+	           m /= nr; for (i = 1; i <= nr; i++) m2 += (c[s, R[i]] / n[s, R[i]] - m) ^ 2; \
+	           printf "\t%.4f\t%.4f\n", m, sqrt(m2 / nr) } }' \
+	  $< > $@.tmp
+	mv $(WDBC)/chosen.tsv.tmp $(WDBC)/chosen.tsv
+	mv $@.tmp $@
+
+# Per strategy and fold: the test accuracy, mean over seeds.
+$(WDBC)/cv-folds.tsv: $(WDBC)/cv-runs.tsv
+	awk -F'\t' -v order="$(WDBC_STRATEGIES)" \
+	  'NR == 1 { next } { a[$$1, $$2] += $$8; n[$$1, $$2]++; e[$$1, $$2] = e[$$1, $$2] " " $$4 } \
+	   END { ns = split(order, S, " "); printf "strategy"; \
+	         for (k = 0; k < 10; k++) printf "\tfold_%d", k; printf "\tmean_of_folds\n"; \
+	         for (j = 1; j <= ns; j++) { printf "%s", S[j]; m = 0; \
+	           for (k = 0; k < 10; k++) { x = a[S[j], k] / n[S[j], k]; m += x; printf "\t%.4f", x } \
+	           printf "\t%.4f\n", m / 10 } }' $< > $@.tmp
+	mv $@.tmp $@
+
+# --- pictures: the latent codes of every row under each strategy's fold-0, seed-0 model ---
+WDBC_SEED0 = $(firstword $(WDBC_SEEDS))
+$(WDBC)/latent-%.png: $(WDBC)/cv/%/f0-s$$(WDBC_SEED0)-test.npy $(WDBC)/data/f0/ok
+	$(FZ)/fz-encode -i $(WDBC)/cv/$*/f0-s$(WDBC_SEED0)-test.st $(WDBC)/data/f0/all.npy | \
+	  $(FZ)/fz-plot scatter -f mu -c label --size 560x460 \
+	  -t "WDBC, $* (fold 0 model): mu of all 569 rows" - $@
+
+# Confidence of the test inputs: how many standard deviations each test row's mu lies from
+# the mean of its model's training codes, per dimension (fz-encode -c diag), pooled over
+# the ten test folds of the first seed; and the accuracy of the rows within and beyond 3.
+$(WDBC)/confidence-%.tsv: $$(foreach k,$$(WDBC_FOLDS),$(WDBC)/cv/%/f$$(k)-s$$(WDBC_SEED0)-test.npy)
+	cat $^ | $(FZ)/fz-info -n 1000000 -w 4 | \
+	  awk '/^  id=/ { for (i = 1; i <= NF; i++) { split($$i, kv, "="); \
+	         if (kv[1] == "label") l = kv[2]; if (kv[1] == "pred") p = kv[2]; \
+	         if (kv[1] == "sigmas") { s = $$i $$(i + 1); gsub(/sigmas=\[|\]|,/, " ", s); split(s, v, " "); \
+	           m = (v[1] < 0 ? -v[1] : v[1]); if ((v[2] < 0 ? -v[2] : v[2]) > m) m = (v[2] < 0 ? -v[2] : v[2]) } } \
+	         g = m > 3 ? "beyond_3_sd" : (m > 2 ? "2_to_3_sd" : "within_2_sd"); \
+	         rows[g]++; ok[g] += (l == p); t++; tok += (l == p) } \
+	       END { printf "group\trows\taccuracy\n"; \
+	             split("within_2_sd 2_to_3_sd beyond_3_sd", G, " "); \
+	             for (j = 1; j <= 3; j++) printf "%s\t%d\t%s\n", G[j], rows[G[j]], \
+	               rows[G[j]] ? sprintf("%.4f", ok[G[j]] / rows[G[j]]) : "-"; \
+	             printf "all\t%d\t%.4f\n", t, tok / t }' > $@.tmp
+	mv $@.tmp $@
+
+$(WDBC)/confidence-%.png: $$(foreach k,$$(WDBC_FOLDS),$(WDBC)/cv/%/f$$(k)-s$$(WDBC_SEED0)-test.npy)
+	cat $^ | $(FZ)/fz-plot scatter -f sigmas -c label --size 560x460 \
+	  --xlabel "sigmas[0] (sd from the training mean)" --ylabel "sigmas[1]" \
+	  -t "WDBC, $*: test rows of the 10 folds, in training sd" - $@
+
+# --- channel elimination ---
+# Round r trains the VAE on the channels of round r (elim/rR.channels, one name a line),
+# writes their R^2 (elim/rR.tsv) and, while the worst is below WDBC_ELIM_R2, the channels
+# of round r + 1. Each round's files are written under temporary names and renamed, so
+# that a run stopped in the middle goes on from the last complete round.
+$(WDBC)/elim.tsv: $(WDBC_CSV) $(WDBC)/elim-params.txt | $(WDBC_TOOLS)
+	@mkdir -p $(WDBC)/elim
+	@cmp -s $(WDBC)/elim-params.txt $(WDBC)/elim/params.txt || \
+	  { rm -f $(WDBC)/elim/*; head -1 $(WDBC_CSV) | tr ',' '\n' | grep -vx diagnosis > $(WDBC)/elim/r1.channels; \
+	    cp $(WDBC)/elim-params.txt $(WDBC)/elim/params.txt; }
+	@set -e; e=$(WDBC)/elim; r=1; \
+	 while [ -f $$e/r$$r.channels ]; do \
+	   if [ ! -f $$e/r$$r.tsv ]; then \
+	     awk -F, 'NR == FNR { keep[$$1] = 1; next } \
+	              FNR == 1 { for (i = 1; i <= NF; i++) if ($$i == "diagnosis" || keep[$$i]) col[++n] = i } \
+	              { line = $$col[1]; for (j = 2; j <= n; j++) line = line "," $$col[j]; print line }' \
+	       $$e/r$$r.channels $(WDBC_CSV) > $$e/r$$r.csv; \
+	     $(WDBC_PREP) --unit $$e/r$$r.csv | $(FZ)/fz-mask -o $$e/r$$r.npy; \
+	     $(FZ)/fz-train -a vaec-mlp --strategy ae --beta $(WDBC_ELIM_BETA) $(WDBC_OPTS) -r $(WDBC_RATE) \
+	       -m $(WDBC_ELIM_EPOCHS) -s 0 -R -o $$e/r$$r.st.ckpt $$e/r$$r.npy; \
+	     $(FZ)/fz-encode -k -i $$e/r$$r.st.ckpt $$e/r$$r.npy | $(FZ)/fz-decode -i $$e/r$$r.st.ckpt | \
+	       $(FZ)/fz-eval --tsv --per-feature | awk -F'\t' '$$1 == "feature" { print $$2 "\t" $$5 }' | \
+	       sort -t "$$(printf '\t')" -k2,2g > $$e/r$$r.tsv.tmp; \
+	     rm -f $$e/r$$r.csv $$e/r$$r.npy $$e/r$$r.st.ckpt; mv $$e/r$$r.tsv.tmp $$e/r$$r.tsv; \
+	   fi; \
+	   n=$$(wc -l < $$e/r$$r.tsv); \
+	   if [ "$$n" -gt 2 ] && awk -v t=$(WDBC_ELIM_R2) 'NR == 1 { exit !($$2 < t) }' $$e/r$$r.tsv; then \
+	     tail -n +2 $$e/r$$r.tsv | cut -f1 > $$e/r$$((r + 1)).channels.tmp && \
+	       mv $$e/r$$((r + 1)).channels.tmp $$e/r$$((r + 1)).channels; \
+	   fi; \
+	   r=$$((r + 1)); \
+	 done
+	@{ printf 'round\tchannels\tworst\tworst_r2\tmean_r2\tdropped\n'; r=1; \
+	   while [ -f $(WDBC)/elim/r$$r.tsv ]; do \
+	     awk -F'\t' -v r=$$r -v t=$(WDBC_ELIM_R2) '{ s += $$2; n++; if (n == 1) { w = $$1; wr = $$2 } } \
+	       END { printf "%d\t%d\t%s\t%.4f\t%.4f\t%s\n", r, n, w, wr, s / n, (wr < t && n > 2) ? "yes" : "no" }' \
+	       $(WDBC)/elim/r$$r.tsv; r=$$((r + 1)); done; } > $@.tmp
+	mv $@.tmp $@
+
+$(WDBC)/elim.png: $(WDBC)/elim.tsv
+	awk -F'\t' -v t=$(WDBC_ELIM_R2) 'BEGIN { OFS = "\t" } NR == 1 { print "round", "worst R^2", "mean R^2", "threshold"; next } \
+	  { print $$1, $$4, $$5, t }' $< > $@.tsv
+	$(FZ)/fz-plot lines -x round --size 640x420 --ylabel "R^2 of the reconstruction" \
+	  -t "WDBC channel elimination: R^2 by round (one channel dropped a round)" $@.tsv $@
+	rm -f $@.tsv
+
+WDBC_PICTURES = $(WDBC_STRATEGIES:%=$(WDBC)/latent-%.png) $(WDBC)/confidence-all.png \
+  $(WDBC)/confidence-fcvae.png $(WDBC)/elim.png
+
+$(WDBC)/summary.md: $(WDBC)/cv.tsv $(WDBC)/cv-folds.tsv $(WDBC)/confidence-all.tsv \
+    $(WDBC)/confidence-fcvae.tsv $(WDBC)/elim.tsv $(WDBC_PICTURES)
+	@{ echo "# WDBC: VAE plus classifier, latent dimension $(WDBC_LATENT), 10-fold cross-validation"; echo; \
+	   echo "Data: $(WDBC_CSV) (569 rows, 30 features; UCI, Street, Wolberg, Mangasarian 1995, CC BY 4.0)."; \
+	   echo "Folds stratified from fz-prep's permutation with seed $(WDBC_SPLIT_SEED); for test fold k the"; \
+	   echo "epochs ($(WDBC_EPOCHS)) are chosen by the validation $(WDBC_SELECT) on fold k+1 of a model trained on the other eight, then the"; \
+	   echo "model is trained on all nine training folds and scores fold k. Seeds: $(WDBC_SEEDS)."; echo; \
+	   echo "## Accuracy (correct of 569, per seed; mean and sd over seeds)"; echo; \
+	   awk -F'\t' 'NR == 1 { h = "|"; s = "|"; for (i = 1; i <= NF; i++) { h = h " " $$i " |"; s = s "---|" } print h; print s; next } \
+	     { l = "|"; for (i = 1; i <= NF; i++) l = l " " $$i " |"; print l }' $(WDBC)/cv.tsv; echo; \
+	   echo "The row 'chosen' picks per fold the strategy with the best validation $(WDBC_SELECT):"; \
+	   awk -F'\t' '{ printf "fold %s: %s; ", $$2, $$3 } END { print "" }' $(WDBC)/chosen.tsv; echo; \
+	   echo "## Accuracy per test fold (mean over seeds)"; echo; \
+	   awk -F'\t' 'NR == 1 { h = "|"; s = "|"; for (i = 1; i <= NF; i++) { h = h " " $$i " |"; s = s "---|" } print h; print s; next } \
+	     { l = "|"; for (i = 1; i <= NF; i++) l = l " " $$i " |"; print l }' $(WDBC)/cv-folds.tsv; echo; \
+	   echo "Epochs chosen (strategy: fold 0..9):"; \
+	   for s in $(WDBC_STRATEGIES); do printf -- '- %s:' $$s; for k in $(WDBC_FOLDS); do \
+	     printf ' %s' "$$(awk 'NR == 2 { print $$1 }' $(WDBC)/cv/$$s/f$$k-epochs.tsv)"; done; echo; done; echo; \
+	   echo "## Confidence of the test inputs (fz-encode -c diag, seed $(WDBC_SEED0), largest |sigmas|)"; echo; \
+	   for s in all fcvae; do echo "$$s:"; echo; sed 's/^/    /' $(WDBC)/confidence-$$s.tsv; echo; done; \
+	   echo "## Channel elimination (R^2 threshold $(WDBC_ELIM_R2), seed 0, all rows, no labels)"; echo; \
+	   sed 's/^/    /' $(WDBC)/elim.tsv; echo; \
+	   last=$$(ls $(WDBC)/elim/r*.tsv | sed 's/.*\/r//; s/\.tsv//' | sort -n | tail -1); \
+	   echo "Channels kept after round $$last, with R^2:"; echo; \
+	   sort $(WDBC)/elim/r$$last.tsv | sed 's/^/    /'; echo; \
+	   echo "Dropped, in order:"; r=1; while [ $$r -lt $$last ]; do \
+	     printf ' %s' "$$(head -1 $(WDBC)/elim/r$$r.tsv | cut -f1)"; r=$$((r + 1)); done; echo; echo; \
+	   echo "## Pictures"; echo; for p in $(WDBC_PICTURES); do echo "- $$p"; done; echo; \
+	   echo "## Commands (for fold k, strategy all, seed s; see pipelines/wdbc.mk)"; echo; \
+	   echo '    fz-prep --label-col diagnosis --unit --save-stats itrain.json itrain.csv | fz-mask -o itrain.npy'; \
+	   echo '    fz-prep --label-col diagnosis --stats itrain.json valid.csv | fz-mask -o valid.npy'; \
+	   echo '    fz-train -a vaec-mlp --strategy all $(WDBC_OPTS) -r $(WDBC_RATE) -m $(WDBC_EMAX) -s S -v valid.npy -l val.tsv -o m.st itrain.npy'; \
+	   echo '    fz-train -a vaec-mlp --strategy all $(WDBC_OPTS) -r $(WDBC_RATE) -m E -s S -o m.st train.npy'; \
+	   echo '    fz-encode -c diag -i m.st test.npy | fz-fuzzy -i m.st | fz-eval --classes'; } > $@.tmp
+	@mv $@.tmp $@
