@@ -136,6 +136,6 @@ $(MF_DIR)/paths-9-4-strips.png: $(MF_DIR)/path-1.npy $(MF_DIR)/path-2.npy | $(FZ
             $(MF_DIR)/latent-10.npy $(MF_DIR)/latent-12.npy $(MF_DIR)/terms-10.json \
             $(MF_DIR)/terms-12.json $(MF_DIR)/path-1.npy $(MF_DIR)/path-2.npy
 
-$(MF_DIR)/summary.md: $(MF_METRICS) $(MF_PICS) pipelines/mnist-fuzzy.mk
+$(MF_DIR)/summary.md: $(MF_METRICS) $(MF_PICS) pipelines/mnist-fuzzy.mk pipelines/mnist-fuzzy-summary.sh
 	@bash pipelines/mnist-fuzzy-summary.sh $(MF_DIR) "$(MF_SEEDS)" "$(MF_TRAIN) -m $(MF_EPOCHS)" > $@.tmp
 	@mv $@.tmp $@
