@@ -45,6 +45,12 @@ $(O)/lib/%.o: lib/%.c $(wildcard lib/*.h) | $(O)/lib
 # The optimiser's element-wise update is memory-bound: let the compiler vectorise it
 # (sqrtf without errno is what allows it; results are the same bits).
 $(O)/lib/optim.o: CFLAGS += -ftree-vectorize -fno-math-errno
+# The layers' element-wise passes, the losses, the dropout masks and the optimiser's sums
+# likewise: loops of unknown length need the dynamic cost model (run-time alias and length
+# checks) to be vectorised at -O2, and the selects of exp/log special cases need
+# -fno-trapping-math (fz never reads the FP exception flags). No -ffast-math: no
+# reassociation, no contraction, the results keep their bits.
+$(O)/lib/nn.o $(O)/lib/loss.o $(O)/lib/rng.o $(O)/lib/optim.o: CFLAGS += -ftree-vectorize -fvect-cost-model=dynamic -fno-math-errno -fno-trapping-math
 
 $(O)/libfz.a: $(LIB_OBJ)
 	rm -f $@ && ar rcs $@ $^

@@ -29,6 +29,12 @@ static void scale_c(int M, int N, float beta, float *C, int ldc)
         }
 }
 
+/* Products of fewer multiply-adds than this run on one thread: waking OpenBLAS's workers
+ * and splitting the work costs more than it saves on them (the 64-row batches of ae-mlp,
+ * 784 x 128 x 64 = 6.4 M, train 1.5-2.5 times faster on one thread than on two on a
+ * 2-core machine), while OpenBLAS's own threshold (about 0.26 M) threads them. */
+#define FZ_GEMM_THREAD_MIN 16777216.0
+
 void fz_gemm(int transA, int transB, int M, int N, int K, float alpha, const float *A,
              int lda, const float *B, int ldb, float beta, float *C, int ldc)
 {
@@ -37,9 +43,13 @@ void fz_gemm(int transA, int transB, int M, int N, int K, float alpha, const flo
         scale_c(M, N, beta, C, ldc);
         return;
     }
+    int nt = 0;
+    if ((double)M * N * K < FZ_GEMM_THREAD_MIN && (nt = openblas_get_num_threads()) > 1)
+        openblas_set_num_threads(1);
     cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans,
                 transB ? CblasTrans : CblasNoTrans, M, N, K, alpha, A, lda, B, ldb, beta, C,
                 ldc);
+    if (nt > 1) openblas_set_num_threads(nt);
 }
 
 void fz_gemm_naive(int transA, int transB, int M, int N, int K, float alpha, const float *A,
@@ -185,11 +195,20 @@ out:
     return rc;
 }
 
+/* The pthreads OpenBLAS stops its worker threads with this (it does so before a fork) and
+ * starts them again at its next threaded call. Weak: other builds may not have it. */
+extern int blas_thread_shutdown_(void) __attribute__((weak));
+
 void fz_blas_ftz(int on)
 {
 #if FZ_X86
     _MM_SET_FLUSH_ZERO_MODE(on ? _MM_FLUSH_ZERO_ON : _MM_FLUSH_ZERO_OFF);
     _MM_SET_DENORMALS_ZERO_MODE(on ? _MM_DENORMALS_ZERO_ON : _MM_DENORMALS_ZERO_OFF);
+    /* OpenBLAS started its worker threads when it loaded, before main() could set the
+     * mode, and (built without CONSISTENT_FPCSR, as Debian's is) never copies the caller's
+     * MXCSR to them: their share of a product would run on denormals, up to 100 times
+     * slower. A thread starts with its creator's MXCSR, so let them be started anew. */
+    if (blas_thread_shutdown_) blas_thread_shutdown_();
 #else
     (void)on;
 #endif

@@ -30,7 +30,10 @@
 
 #include "util.h"
 
-/* C (M, N) = alpha * op(A) * op(B) + beta * C through OpenBLAS cblas_sgemm. */
+/* C (M, N) = alpha * op(A) * op(B) + beta * C through OpenBLAS cblas_sgemm. Products of
+ * fewer than 2^24 multiply-adds (M * N * K) run on one thread whatever the thread count:
+ * for them OpenBLAS's threads cost more than they save. The results depend on the thread
+ * count a product runs with, so runs repeat bit for bit with a fixed thread count. */
 void fz_gemm(int transA, int transB, int M, int N, int K, float alpha, const float *A,
              int lda, const float *B, int ldb, float beta, float *C, int ldc);
 
@@ -71,8 +74,10 @@ const char *fz_blas_corename(void);
 int fz_blas_selfcheck(fz_err *err);
 
 /* Flush-to-zero and denormals-are-zero on (1) or off (0) for the calling thread's SSE unit:
- * denormal floats make training many times slower and carry no useful signal. Threads
- * OpenBLAS already started keep their own setting. */
+ * denormal floats make training many times slower and carry no useful signal. OpenBLAS's
+ * worker threads (pthreads build) are stopped so that its next threaded product starts
+ * them again from the calling thread, with the same setting; call it from the thread that
+ * will call fz_gemm, before the first product. Other threads keep their own setting. */
 void fz_blas_ftz(int on);
 
 /* Threads OpenBLAS may use (n >= 1); the tools' -t option. */

@@ -2,6 +2,7 @@
 #include "loss.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <string.h>
 
 /* ---- Reductions ------------------------------------------------------------------------ */
@@ -58,6 +59,92 @@ const char *fz_reduction_name(fz_reduction red)
 
 /* ---- Binary cross-entropy --------------------------------------------------------------- */
 
+/* Built for AVX-512, AVX2 and any x86-64, picked when the program starts; -std=c11 keeps
+ * multiply-adds unfused, so all give the same bits. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define FZ_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define FZ_CLONES
+#endif
+
+/* log(x) in float without a call, so that a loop of them vectorises: x = 2^e * m with m in
+ * [sqrt(1/2), sqrt(2)), log(1 + f) by the Cephes logf polynomial (within about 1 ulp of
+ * logf). 0 and denormals (zero under DAZ) give -inf, +inf gives +inf, x < 0 and NaN give
+ * NaN. */
+static inline float log_v(float x)
+{
+    uint32_t u;
+    memcpy(&u, &x, 4);
+    int ex = (int)((u >> 23) & 0xffu);
+    uint32_t mu = (u & 0x007fffffu) | 0x3f000000u; /* m in [0.5, 1) */
+    float m;
+    memcpy(&m, &mu, 4);
+    int lo = m < 0.70710678118654752f;
+    float e = (float)(ex - 126 - lo);
+    float f = lo ? m + m - 1.0f : m - 1.0f;
+    float z = f * f;
+    float y = 7.0376836292e-2f;
+    y = y * f - 1.1514610310e-1f;
+    y = y * f + 1.1676998740e-1f;
+    y = y * f - 1.2420140846e-1f;
+    y = y * f + 1.4249322787e-1f;
+    y = y * f - 1.6668057665e-1f;
+    y = y * f + 2.0000714765e-1f;
+    y = y * f - 2.4999993993e-1f;
+    y = y * f + 3.3333331174e-1f;
+    y = y * f * z;
+    y += -2.12194440e-4f * e;
+    y += -0.5f * z;
+    float r = f + y;
+    r += 0.693359375f * e;
+    r = ex == 0 ? -INFINITY : r;           /* 0 and denormals */
+    r = ex == 255 ? x + x : r;             /* +inf, NaN (and -inf, caught below) */
+    r = x < 0.0f || x != x ? NAN : r;      /* outside the domain */
+    return r;
+}
+
+/* sum over i of t log p + (1 - t) log(1 - p), each log clamped at -100, in double: 8
+ * interleaved partial sums (lane k takes i = k mod 8), the same order in every build */
+FZ_CLONES
+static double bce_sum(const float *p, const float *t, size_t n)
+{
+    double acc[8] = {0}, s = 0;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int k = 0; k < 8; k++) {
+            /* the logs in float, as PyTorch takes them; PyTorch clamps each at -100 so
+             * p = 0 or 1 costs at most 100 per element. Not fmaxf: it would turn the NaN
+             * of a p outside [0, 1] into -100. */
+            float lp = log_v(p[i + k]), lq = log_v(1.0f - p[i + k]);
+            lp = lp < -100.0f ? -100.0f : lp;
+            lq = lq < -100.0f ? -100.0f : lq;
+            double ti = t[i + k];
+            acc[k] += ti * lp + (1.0 - ti) * lq;
+        }
+    for (; i < n; i++) {
+        float lp = log_v(p[i]), lq = log_v(1.0f - p[i]);
+        lp = lp < -100.0f ? -100.0f : lp;
+        lq = lq < -100.0f ? -100.0f : lq;
+        double ti = t[i];
+        s += ti * lp + (1.0 - ti) * lq;
+    }
+    for (int k = 0; k < 8; k++) s += acc[k];
+    return s;
+}
+
+/* grad += scale * (p - t) / max((1 - p) p, 1e-12), in float as PyTorch computes it:
+ * dividing by the clamped product instead of the exact derivative keeps it finite where
+ * the log was clamped. The comparison keeps fmaxf's answer for a NaN product (1e-12). */
+FZ_CLONES
+static void bce_grad(const float *p, const float *t, float scale, float *grad, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        float den = (1.0f - p[i]) * p[i];
+        den = den > 1e-12f ? den : 1e-12f;
+        grad[i] += scale * (p[i] - t[i]) / den;
+    }
+}
+
 double fz_bce(const float *p, const float *t, size_t B, size_t D, fz_reduction red,
               size_t last_axis, float weight, float *grad)
 {
@@ -65,30 +152,41 @@ double fz_bce(const float *p, const float *t, size_t B, size_t D, fz_reduction r
     if (B * D == 0) return 0;
     double div = fz_reduction_divisor(red, B, D, last_axis);
     size_t n = B * D;
-    double sum = 0;
-    for (size_t i = 0; i < n; i++) {
-        /* The logs in float, as PyTorch takes them (and several times faster than double);
-         * the sum in double. PyTorch clamps each log at -100 so p = 0 or 1 costs at most
-         * 100 per element. Not fmaxf: it would turn the NaN of a p outside [0, 1] into -100. */
-        float lp = logf(p[i]), lq = logf(1.0f - p[i]); /* PyTorch: log(1 - input) */
-        if (lp < -100.0f) lp = -100.0f;
-        if (lq < -100.0f) lq = -100.0f;
-        double ti = t[i];
-        sum -= ti * lp + (1.0 - ti) * lq;
-    }
-    if (grad) {
-        /* The gradient as PyTorch computes it, in float: dividing by max((1-p)p, 1e-12)
-         * instead of the exact derivative keeps it finite where the log was clamped. */
-        float scale = (float)((double)weight / div);
-        for (size_t i = 0; i < n; i++) {
-            float den = fmaxf((1.0f - p[i]) * p[i], 1e-12f);
-            grad[i] += scale * (p[i] - t[i]) / den;
-        }
-    }
+    double sum = -bce_sum(p, t, n);
+    if (grad) bce_grad(p, t, (float)((double)weight / div), grad, n);
     return sum / div;
 }
 
 /* ---- Squared error ---------------------------------------------------------------------- */
+
+/* sum of (x - t)^2 in double in 8 interleaved partial sums, and grad += scale * (x - t);
+ * t may be NULL (zero) */
+FZ_CLONES
+static double sq_sum(const float *x, const float *t, size_t n)
+{
+    double acc[8] = {0}, s = 0;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int k = 0; k < 8; k++) {
+            double d = (double)x[i + k] - (t ? (double)t[i + k] : 0.0);
+            acc[k] += d * d;
+        }
+    for (; i < n; i++) {
+        double d = (double)x[i] - (t ? (double)t[i] : 0.0);
+        s += d * d;
+    }
+    for (int k = 0; k < 8; k++) s += acc[k];
+    return s;
+}
+
+FZ_CLONES
+static void sq_grad(const float *x, const float *t, double scale, float *grad, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        double d = (double)x[i] - (t ? (double)t[i] : 0.0);
+        grad[i] += (float)(scale * d);
+    }
+}
 
 double fz_sqerr(const float *x, const float *t, size_t B, size_t D, fz_reduction red,
                 size_t last_axis, float weight, float *grad)
@@ -97,18 +195,8 @@ double fz_sqerr(const float *x, const float *t, size_t B, size_t D, fz_reduction
     if (B * D == 0) return 0;
     double div = fz_reduction_divisor(red, B, D, last_axis);
     size_t n = B * D;
-    double sum = 0;
-    for (size_t i = 0; i < n; i++) {
-        double d = (double)x[i] - (t ? (double)t[i] : 0.0);
-        sum += d * d;
-    }
-    if (grad) {
-        double scale = 2.0 * weight / div;
-        for (size_t i = 0; i < n; i++) {
-            double d = (double)x[i] - (t ? (double)t[i] : 0.0);
-            grad[i] += (float)(scale * d);
-        }
-    }
+    double sum = sq_sum(x, t, n);
+    if (grad) sq_grad(x, t, 2.0 * weight / div, grad, n);
     return sum / div;
 }
 

@@ -159,20 +159,60 @@ void fz_net_init_params(fz_net *net, fz_rng *rng)
 size_t fz_net_in_size(const fz_net *net) { return shape_size(net->in); }
 size_t fz_net_out_size(const fz_net *net) { return shape_size(net->out); }
 
-const float *fz_net_forward(fz_net *net, const float *x, int B, int train, fz_rng *rng)
+/* Layers from..n-1 in evaluation or training; in evaluation a run of two or more cheap
+ * element-wise layers (ReLU, BatchNorm1d, Dropout, ...) is one pass over the rows, whose
+ * result lands in the run's last buffer (the buffers before it are not written). */
+static const float *forward_from(fz_net *net, int from, const float *cur, int B, int train,
+                                 fz_rng *rng)
 {
-    const float *cur = x;
-    for (int i = 0; i < net->n; i++) {
+    for (int i = from; i < net->n; i++) {
         fz_layer *L = &net->layers[i];
         if (fz_layer_is_view(L)) {
             /* Same memory seen with another shape: nothing to compute. */
             net->act[i] = (float *)cur;
             continue;
         }
+        int j = i;
+        while (!train && j + 1 < net->n && fz_layer_eval_fusable(&net->layers[j]) &&
+               fz_layer_eval_fusable(&net->layers[j + 1]))
+            j++;
+        if (j > i) {
+            fz_layers_eval_rows(L, j - i + 1, cur, net->act[j], B);
+            cur = net->act[j];
+            i = j;
+            continue;
+        }
         fz_layer_forward(L, cur, net->act[i], B, train, rng);
         cur = net->act[i];
     }
     return cur;
+}
+
+const float *fz_net_forward(fz_net *net, const float *x, int B, int train, fz_rng *rng)
+{
+    return forward_from(net, 0, x, B, train, rng);
+}
+
+/* index of the first layer that computes something (views before it), or n */
+static int first_real_layer(const fz_net *net)
+{
+    int i = 0;
+    while (i < net->n && fz_layer_is_view(&net->layers[i])) i++;
+    return i;
+}
+
+int fz_net_takes_ld(const fz_net *net)
+{
+    int i = first_real_layer(net);
+    return i < net->n && net->layers[i].kind == FZ_LINEAR;
+}
+
+const float *fz_net_forward_ld(fz_net *net, const float *x, size_t ldx, int B)
+{
+    int f = first_real_layer(net);
+    for (int i = 0; i < f; i++) net->act[i] = (float *)x;
+    fz_linear_forward_ld(&net->layers[f], x, ldx, net->act[f], B);
+    return forward_from(net, f + 1, net->act[f], B, 0, NULL);
 }
 
 void fz_net_backward(fz_net *net, const float *x, const float *dy, float *dx, int B)

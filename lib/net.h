@@ -42,6 +42,13 @@ size_t fz_net_out_size(const fz_net *net);
 /* Forward x (B, in) -> returns the output (B, out), owned by the net and valid until the
  * next forward. */
 const float *fz_net_forward(fz_net *net, const float *x, int B, int train, fz_rng *rng);
+/* Evaluation forward of x (B, in) whose rows are ldx >= in floats apart (e.g. a field
+ * inside the rows of a stream, read in place); only when fz_net_takes_ld(net), i.e. the
+ * first layer that computes is a Linear (views before it see the rows as they are).
+ * Same result as fz_net_forward(net, x, B, 0, NULL) on the rows copied together; no
+ * backward may follow it. */
+int fz_net_takes_ld(const fz_net *net);
+const float *fz_net_forward_ld(fz_net *net, const float *x, size_t ldx, int B);
 /* Backward after the forward on the same x: dy (B, out) -> parameter gradients added,
  * dx (B, in) written unless NULL. */
 void fz_net_backward(fz_net *net, const float *x, const float *dy, float *dx, int B);

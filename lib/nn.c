@@ -3,6 +3,7 @@
 #include "nn.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -309,6 +310,16 @@ static void linear_forward(fz_layer *L, const float *x, float *y, int B)
     fz_gemm(0, 1, B, out, in, 1.0f, x, in, L->weight, in, L->has_bias ? 1.0f : 0.0f, y, out);
 }
 
+void fz_linear_forward_ld(fz_layer *L, const float *x, size_t ldx, float *y, int B)
+{
+    int in = L->in.c, out = L->out.c;
+    L->last_train = 0;
+    if (L->has_bias)
+        for (int n = 0; n < B; n++) memcpy(y + (size_t)n * out, L->bias, (size_t)out * sizeof(float));
+    /* y (B, out) = x (B, in; rows ldx apart) * W^T (in, out) [+ y holding the bias] */
+    fz_gemm(0, 1, B, out, in, 1.0f, x, (int)ldx, L->weight, in, L->has_bias ? 1.0f : 0.0f, y, out);
+}
+
 static void linear_backward(fz_layer *L, const float *x, const float *dy, float *dx, int B)
 {
     int in = L->in.c, out = L->out.c;
@@ -321,38 +332,140 @@ static void linear_backward(fz_layer *L, const float *x, const float *dy, float 
     if (dx) fz_gemm(0, 0, B, in, out, 1.0f, dy, out, L->weight, in, 0.0f, dx, in);
 }
 
+/* Element-wise kernels are built for AVX-512, AVX2 and any x86-64 and picked when the
+ * program starts (the Makefile lets the compiler vectorise nn.o with run-time alias
+ * checks); -std=c11 keeps multiply-adds unfused, so every build gives the same bits. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define FZ_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define FZ_CLONES
+#endif
+
 /* ---- BatchNorm ---------------------------------------------------------------------- */
 
-/* x, y (B, C, S) with S = H*W; statistics per channel over n = B*S values, summed in
- * double. The passes go through memory in order, sample by sample: for BatchNorm1d
- * (S == 1) a channel-by-channel walk would touch one float per cache line. Per-channel
- * values live in L->stat (5C doubles). The loops over a row of S values or over the C
- * channels of a vector are written in blocks of 8 so that the compiler vectorises them. */
+/* x, y (B, C, S) with S = H*W; statistics per channel over n = B*S values. The passes go
+ * through memory in order, sample by sample: for BatchNorm1d (S == 1) a channel-by-channel
+ * walk would touch one float per cache line.
+ *
+ * BatchNorm1d (the MLPs) works in float, as PyTorch's CPU kernel does: per-channel sums
+ * over the batch are vector adds across the C channels of each sample (float32 sums of a
+ * few hundred terms lose far less than the float32 data already carries). BatchNorm2d
+ * sums each channel's rows of S values in double. Per-channel values live in L->stat
+ * (5C doubles, or 10C floats in the float path). */
 
-/* acc[c] += x[c] for c < n */
-static void add_d(double *restrict acc, const float *restrict x, size_t n)
+/* ---- BatchNorm1d: float, vectorised across channels ---- */
+
+/* acc[c] += x[c] */
+FZ_CLONES
+static void vadd_f(float *restrict acc, const float *restrict x, size_t n)
 {
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8)
-        for (int t = 0; t < 8; t++) acc[i + t] += x[i + t];
-    for (; i < n; i++) acc[i] += x[i];
+    for (size_t i = 0; i < n; i++) acc[i] += x[i];
 }
 
 /* acc[c] += (x[c] - mean[c])^2 */
-static void add_sq_d(double *restrict acc, const float *restrict x, const double *restrict mean,
-                     size_t n)
+FZ_CLONES
+static void vadd_sq_f(float *restrict acc, const float *restrict x, const float *restrict mean,
+                      size_t n)
 {
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8)
-        for (int t = 0; t < 8; t++) {
-            double d = x[i + t] - mean[i + t];
-            acc[i + t] += d * d;
-        }
-    for (; i < n; i++) {
-        double d = x[i] - mean[i];
+    for (size_t i = 0; i < n; i++) {
+        float d = x[i] - mean[i];
         acc[i] += d * d;
     }
 }
+
+/* y[c] = x[c] * a[c] + b[c] */
+FZ_CLONES
+static void vaffine_f(float *restrict y, const float *restrict x, const float *restrict a,
+                      const float *restrict b, size_t n)
+{
+    for (size_t i = 0; i < n; i++) y[i] = x[i] * a[i] + b[i];
+}
+
+/* sdy[c] += dy[c], sdyx[c] += dy[c] * (x[c] - mean[c]) * invstd[c] */
+FZ_CLONES
+static void vdsums_f(const float *restrict x, const float *restrict dy, const float *restrict mean,
+                     const float *restrict invstd, size_t n, float *restrict sdy,
+                     float *restrict sdyx)
+{
+    for (size_t i = 0; i < n; i++) {
+        sdy[i] += dy[i];
+        sdyx[i] += dy[i] * ((x[i] - mean[i]) * invstd[i]);
+    }
+}
+
+/* dx = g * (dy - mdy - xhat * mdyx), xhat = (x - mean) * invstd */
+FZ_CLONES
+static void vdx_f(float *restrict dx, const float *restrict x, const float *restrict dy,
+                  const float *restrict mean, const float *restrict invstd,
+                  const float *restrict g, const float *restrict mdy,
+                  const float *restrict mdyx, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        float xhat = (x[i] - mean[i]) * invstd[i];
+        dx[i] = g[i] * (dy[i] - mdy[i] - xhat * mdyx[i]);
+    }
+}
+
+static void bn1d_forward(fz_layer *L, const float *x, float *y, int B, int train)
+{
+    int C = L->in.c;
+    size_t n = (size_t)B;
+    float *mean = (float *)L->stat, *sq = mean + C, *ca = sq + C, *cb = ca + C;
+    if (train) {
+        /* two passes: the mean, then the biased variance */
+        for (int c = 0; c < C; c++) mean[c] = sq[c] = 0.0f;
+        for (int b = 0; b < B; b++) vadd_f(mean, x + (size_t)b * C, C);
+        for (int c = 0; c < C; c++) mean[c] /= (float)n;
+        for (int b = 0; b < B; b++) vadd_sq_f(sq, x + (size_t)b * C, mean, C);
+    }
+    for (int c = 0; c < C; c++) {
+        float m, invstd;
+        if (train) {
+            m = mean[c];
+            float var = sq[c] / (float)n;
+            invstd = 1.0f / sqrtf(var + L->eps);
+            float unbiased = n > 1 ? sq[c] / (float)(n - 1) : var;
+            float mo = L->momentum;
+            L->running_mean[c] = (1.0f - mo) * L->running_mean[c] + mo * m;
+            L->running_var[c] = (1.0f - mo) * L->running_var[c] + mo * unbiased;
+        } else {
+            m = L->running_mean[c];
+            invstd = 1.0f / sqrtf(L->running_var[c] + L->eps);
+        }
+        L->save_mean[c] = m;
+        L->save_invstd[c] = invstd;
+        /* y = x * a + b with a = gamma * invstd, b = beta - mean * a */
+        ca[c] = L->weight[c] * invstd;
+        cb[c] = L->bias[c] - m * ca[c];
+    }
+    for (int b = 0; b < B; b++) vaffine_f(y + (size_t)b * C, x + (size_t)b * C, ca, cb, C);
+}
+
+static void bn1d_backward(fz_layer *L, const float *x, const float *dy, float *dx, int B)
+{
+    int C = L->in.c;
+    size_t n = (size_t)B;
+    const float *mean = L->save_mean, *invstd = L->save_invstd;
+    float *sdy = (float *)L->stat, *sdyx = sdy + C, *g = sdyx + C, *mdy = g + C, *mdyx = mdy + C;
+    for (int c = 0; c < C; c++) sdy[c] = sdyx[c] = 0.0f;
+    for (int b = 0; b < B; b++)
+        vdsums_f(x + (size_t)b * C, dy + (size_t)b * C, mean, invstd, C, sdy, sdyx);
+    for (int c = 0; c < C; c++) {
+        L->dweight[c] += sdyx[c];
+        L->dbias[c] += sdy[c];
+        g[c] = L->weight[c] * invstd[c];
+        /* in training the batch statistics depend on x: dx = g * (dy - mean(dy) - xhat *
+         * mean(dy*xhat)); in evaluation dx = g * dy */
+        mdy[c] = L->last_train ? sdy[c] / (float)n : 0.0f;
+        mdyx[c] = L->last_train ? sdyx[c] / (float)n : 0.0f;
+    }
+    if (!dx) return;
+    for (int b = 0; b < B; b++)
+        vdx_f(dx + (size_t)b * C, x + (size_t)b * C, dy + (size_t)b * C, mean, invstd, g, mdy,
+              mdyx, C);
+}
+
+/* ---- BatchNorm2d: rows of S values summed in double ---- */
 
 /* sum of x[j] over a row of n, and below of (x[j] - m)^2 */
 static double row_sum_d(const float *restrict x, size_t n)
@@ -389,38 +502,26 @@ static void row_affine(float *restrict y, const float *restrict x, float a, floa
     for (; i < n; i++) y[i] = x[i] * a + b;
 }
 
-/* y[c] = x[c] * a[c] + b[c] over the channels of a vector (a, b floats held in doubles) */
-static void vec_affine(float *restrict y, const float *restrict x, const double *restrict a,
-                       const double *restrict b, size_t n)
-{
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8)
-        for (int t = 0; t < 8; t++) y[i + t] = x[i + t] * (float)a[i + t] + (float)b[i + t];
-    for (; i < n; i++) y[i] = x[i] * (float)a[i] + (float)b[i];
-}
-
 static void bn_forward(fz_layer *L, const float *x, float *y, int B, int train)
 {
     int C = L->in.c;
     size_t S = (size_t)L->in.h * L->in.w, n = (size_t)B * S;
+    if (S == 1) {
+        bn1d_forward(L, x, y, B, train);
+        return;
+    }
     double *mean = L->stat, *sq = mean + C, *ca = sq + C, *cb = ca + C;
     if (train) {
         /* two passes: the mean, then the biased variance */
         for (int c = 0; c < C; c++) mean[c] = sq[c] = 0;
         for (int b = 0; b < B; b++) {
             const float *xb = x + (size_t)b * C * S;
-            if (S == 1)
-                add_d(mean, xb, C);
-            else
-                for (int c = 0; c < C; c++) mean[c] += row_sum_d(xb + c * S, S);
+            for (int c = 0; c < C; c++) mean[c] += row_sum_d(xb + c * S, S);
         }
         for (int c = 0; c < C; c++) mean[c] /= (double)n;
         for (int b = 0; b < B; b++) {
             const float *xb = x + (size_t)b * C * S;
-            if (S == 1)
-                add_sq_d(sq, xb, mean, C);
-            else
-                for (int c = 0; c < C; c++) sq[c] += row_sq_d(xb + c * S, mean[c], S);
+            for (int c = 0; c < C; c++) sq[c] += row_sq_d(xb + c * S, mean[c], S);
         }
     }
     for (int c = 0; c < C; c++) {
@@ -446,10 +547,7 @@ static void bn_forward(fz_layer *L, const float *x, float *y, int B, int train)
     for (int b = 0; b < B; b++) {
         const float *xb = x + (size_t)b * C * S;
         float *yb = y + (size_t)b * C * S;
-        if (S == 1)
-            vec_affine(yb, xb, ca, cb, C);
-        else
-            for (int c = 0; c < C; c++) row_affine(yb + c * S, xb + c * S, (float)ca[c], (float)cb[c], S);
+        for (int c = 0; c < C; c++) row_affine(yb + c * S, xb + c * S, (float)ca[c], (float)cb[c], S);
     }
 }
 
@@ -476,23 +574,6 @@ static void row_dsums(const float *restrict x, const float *restrict dy, float m
     *sdyx += sx;
 }
 
-/* the same for the channels of a vector */
-static void vec_dsums(const float *restrict x, const float *restrict dy,
-                      const float *restrict mean, const float *restrict invstd, size_t n,
-                      double *restrict sdy, double *restrict sdyx)
-{
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8)
-        for (int t = 0; t < 8; t++) {
-            sdy[i + t] += dy[i + t];
-            sdyx[i + t] += (double)dy[i + t] * ((x[i + t] - mean[i + t]) * invstd[i + t]);
-        }
-    for (; i < n; i++) {
-        sdy[i] += dy[i];
-        sdyx[i] += (double)dy[i] * ((x[i] - mean[i]) * invstd[i]);
-    }
-}
-
 /* training: dx = g * (dy - mdy - xhat * mdyx), xhat = (x - mean) * invstd, over a row */
 static void row_dx(float *restrict dx, const float *restrict x, const float *restrict dy,
                    float mean, float invstd, float g, float mdy, float mdyx, size_t n)
@@ -509,44 +590,26 @@ static void row_dx(float *restrict dx, const float *restrict x, const float *res
     }
 }
 
-static void vec_dx(float *restrict dx, const float *restrict x, const float *restrict dy,
-                   const float *restrict mean, const float *restrict invstd,
-                   const double *restrict g, const double *restrict mdy,
-                   const double *restrict mdyx, size_t n)
-{
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8)
-        for (int t = 0; t < 8; t++) {
-            float xhat = (x[i + t] - mean[i + t]) * invstd[i + t];
-            dx[i + t] = (float)g[i + t] * (dy[i + t] - (float)mdy[i + t] - xhat * (float)mdyx[i + t]);
-        }
-    for (; i < n; i++) {
-        float xhat = (x[i] - mean[i]) * invstd[i];
-        dx[i] = (float)g[i] * (dy[i] - (float)mdy[i] - xhat * (float)mdyx[i]);
-    }
-}
-
 static void bn_backward(fz_layer *L, const float *x, const float *dy, float *dx, int B)
 {
     int C = L->in.c;
     size_t S = (size_t)L->in.h * L->in.w, n = (size_t)B * S;
+    if (S == 1) {
+        bn1d_backward(L, x, dy, dx, B);
+        return;
+    }
     const float *mean = L->save_mean, *invstd = L->save_invstd;
     double *sdy = L->stat, *sdyx = sdy + C, *g = sdyx + C, *mdy = g + C, *mdyx = mdy + C;
     for (int c = 0; c < C; c++) sdy[c] = sdyx[c] = 0;
     for (int b = 0; b < B; b++) {
         const float *xb = x + (size_t)b * C * S, *dyb = dy + (size_t)b * C * S;
-        if (S == 1)
-            vec_dsums(xb, dyb, mean, invstd, C, sdy, sdyx);
-        else
-            for (int c = 0; c < C; c++)
-                row_dsums(xb + c * S, dyb + c * S, mean[c], invstd[c], S, &sdy[c], &sdyx[c]);
+        for (int c = 0; c < C; c++)
+            row_dsums(xb + c * S, dyb + c * S, mean[c], invstd[c], S, &sdy[c], &sdyx[c]);
     }
     for (int c = 0; c < C; c++) {
         L->dweight[c] += (float)sdyx[c];
         L->dbias[c] += (float)sdy[c];
         g[c] = L->weight[c] * invstd[c];
-        /* in training the batch statistics depend on x: dx = g * (dy - mean(dy) - xhat *
-         * mean(dy*xhat)); in evaluation dx = g * dy */
         mdy[c] = L->last_train ? (float)(sdy[c] / (double)n) : 0.0f;
         mdyx[c] = L->last_train ? (float)(sdyx[c] / (double)n) : 0.0f;
     }
@@ -554,16 +617,20 @@ static void bn_backward(fz_layer *L, const float *x, const float *dy, float *dx,
     for (int b = 0; b < B; b++) {
         const float *xb = x + (size_t)b * C * S, *dyb = dy + (size_t)b * C * S;
         float *dxb = dx + (size_t)b * C * S;
-        if (S == 1)
-            vec_dx(dxb, xb, dyb, mean, invstd, g, mdy, mdyx, C);
-        else
-            for (int c = 0; c < C; c++)
-                row_dx(dxb + c * S, xb + c * S, dyb + c * S, mean[c], invstd[c], (float)g[c],
-                       (float)mdy[c], (float)mdyx[c], S);
+        for (int c = 0; c < C; c++)
+            row_dx(dxb + c * S, xb + c * S, dyb + c * S, mean[c], invstd[c], (float)g[c],
+                   (float)mdy[c], (float)mdyx[c], S);
     }
 }
 
 /* ---- Dropout ------------------------------------------------------------------------ */
+
+/* y = keep ? x * scale : 0 (y may be x) */
+FZ_CLONES
+static void mask_scale(float *y, const float *x, const unsigned char *keep, float scale, size_t n)
+{
+    for (size_t i = 0; i < n; i++) y[i] = keep[i] ? x[i] * scale : 0.0f;
+}
 
 static void dropout_forward(fz_layer *L, const float *x, float *y, size_t total, int train,
                             fz_rng *rng)
@@ -575,13 +642,12 @@ static void dropout_forward(fz_layer *L, const float *x, float *y, size_t total,
     }
     const unsigned char *keep = L->ext_mask;
     if (!keep) {
-        double p = L->p;
-        for (size_t i = 0; i < total; i++) L->mask[i] = fz_rng_uniform(rng) >= p;
+        fz_rng_keep_mask(rng, L->mask, total, L->p);
         keep = L->mask;
     }
     L->last_mask = keep;
     float scale = L->p < 1.0f ? 1.0f / (1.0f - L->p) : 0.0f;
-    for (size_t i = 0; i < total; i++) y[i] = keep[i] ? x[i] * scale : 0.0f;
+    mask_scale(y, x, keep, scale, total);
 }
 
 static void dropout_backward(fz_layer *L, const float *dy, float *dx, size_t total)
@@ -591,31 +657,110 @@ static void dropout_backward(fz_layer *L, const float *dy, float *dx, size_t tot
         return;
     }
     float scale = L->p < 1.0f ? 1.0f / (1.0f - L->p) : 0.0f;
-    const unsigned char *keep = L->last_mask;
-    for (size_t i = 0; i < total; i++) dx[i] = keep[i] ? dy[i] * scale : 0.0f;
+    mask_scale(dx, dy, L->last_mask, scale, total);
 }
 
 /* ---- activations -------------------------------------------------------------------- */
 
-static inline float sigmoidf(float v) { return 1.0f / (1.0f + expf(-v)); }
+/* exp(x) in float without a call, so that loops of it vectorise: x = n ln2 + r with
+ * |r| <= ln2/2 (ln2 in two parts), e^r by the Cephes expf polynomial, times 2^n built in
+ * the exponent bits (within about 1 ulp of expf). Below -87.3 it gives 0 (expf's result
+ * there is denormal, flushed to zero anyway), above 88.7 +inf; NaN stays NaN. */
+static inline float exp_v(float x)
+{
+    float xc = x < -87.33654f ? -87.33654f : x > 88.72283f ? 88.72283f : x;
+    float fn = floorf(xc * 1.44269504088896341f + 0.5f);
+    float r = xc - fn * 0.693359375f;
+    r = r - fn * -2.12194440e-4f;
+    float z = r * r;
+    float y = 1.9875691500e-4f;
+    y = y * r + 1.3981999507e-3f;
+    y = y * r + 8.3334519073e-3f;
+    y = y * r + 4.1665795894e-2f;
+    y = y * r + 1.6666665459e-1f;
+    y = y * r + 5.0000001201e-1f;
+    y = y * z + r + 1.0f;
+    int n = (int)fn; /* in [-126, 128] */
+    /* 2^n as two factors so that n = 128 does not overflow the exponent field */
+    int n1 = n / 2, n2 = n - n1;
+    uint32_t b1 = (uint32_t)(n1 + 127) << 23, b2 = (uint32_t)(n2 + 127) << 23;
+    float p1, p2;
+    memcpy(&p1, &b1, 4);
+    memcpy(&p2, &b2, 4);
+    float e = y * p1 * p2;
+    e = x < -87.33654f ? 0.0f : e;
+    e = x > 88.72283f ? INFINITY : e;
+    return x != x ? x : e;
+}
+
+static inline float sigmoidf(float v) { return 1.0f / (1.0f + exp_v(-v)); }
+
+/* The cheap activations and their gradients as vectorisable loops; y may be x and dx may
+ * be dy (in place), element i being read before it is written. */
+FZ_CLONES
+static void relu_fwd(float *y, const float *x, size_t n)
+{
+    for (size_t i = 0; i < n; i++) y[i] = x[i] > 0.0f ? x[i] : 0.0f;
+}
+
+FZ_CLONES
+static void lrelu_fwd(float *y, const float *x, float s, size_t n)
+{
+    for (size_t i = 0; i < n; i++) y[i] = x[i] > 0.0f ? x[i] : s * x[i];
+}
+
+FZ_CLONES
+static void relu_bwd(float *dx, const float *x, const float *dy, size_t n)
+{
+    for (size_t i = 0; i < n; i++) dx[i] = x[i] > 0.0f ? dy[i] : 0.0f;
+}
+
+FZ_CLONES
+static void lrelu_bwd(float *dx, const float *x, const float *dy, float s, size_t n)
+{
+    for (size_t i = 0; i < n; i++) dx[i] = x[i] > 0.0f ? dy[i] : s * dy[i];
+}
+
+FZ_CLONES
+static void sigmoid_fwd(float *y, const float *x, size_t n)
+{
+    for (size_t i = 0; i < n; i++) y[i] = sigmoidf(x[i]);
+}
+
+FZ_CLONES
+static void silu_fwd(float *y, const float *x, size_t n)
+{
+    for (size_t i = 0; i < n; i++) y[i] = x[i] * sigmoidf(x[i]);
+}
+
+FZ_CLONES
+static void silu_bwd(float *dx, const float *x, const float *dy, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        float s = sigmoidf(x[i]);
+        dx[i] = dy[i] * s * (1.0f + x[i] * (1.0f - s));
+    }
+}
+
+FZ_CLONES
+static void sigmoid_bwd(float *dx, const float *y, const float *dy, size_t n)
+{
+    for (size_t i = 0; i < n; i++) dx[i] = dy[i] * y[i] * (1.0f - y[i]);
+}
+
+FZ_CLONES
+static void tanh_bwd(float *dx, const float *y, const float *dy, size_t n)
+{
+    for (size_t i = 0; i < n; i++) dx[i] = dy[i] * (1.0f - y[i] * y[i]);
+}
 
 static void act_forward(const fz_layer *L, const float *x, float *y, size_t total)
 {
     switch (L->kind) {
-    case FZ_RELU:
-        for (size_t i = 0; i < total; i++) y[i] = x[i] > 0.0f ? x[i] : 0.0f;
-        break;
-    case FZ_LEAKYRELU: {
-        float s = L->slope;
-        for (size_t i = 0; i < total; i++) y[i] = x[i] > 0.0f ? x[i] : s * x[i];
-        break;
-    }
-    case FZ_SILU:
-        for (size_t i = 0; i < total; i++) y[i] = x[i] * sigmoidf(x[i]);
-        break;
-    case FZ_SIGMOID:
-        for (size_t i = 0; i < total; i++) y[i] = sigmoidf(x[i]);
-        break;
+    case FZ_RELU: relu_fwd(y, x, total); break;
+    case FZ_LEAKYRELU: lrelu_fwd(y, x, L->slope, total); break;
+    case FZ_SILU: silu_fwd(y, x, total); break;
+    case FZ_SIGMOID: sigmoid_fwd(y, x, total); break;
     case FZ_TANH:
         for (size_t i = 0; i < total; i++) y[i] = tanhf(x[i]);
         break;
@@ -632,30 +777,62 @@ static void act_backward(const fz_layer *L, const float *x, const float *y, cons
                          float *dx, size_t total)
 {
     switch (L->kind) {
-    case FZ_RELU:
-        for (size_t i = 0; i < total; i++) dx[i] = x[i] > 0.0f ? dy[i] : 0.0f;
-        break;
-    case FZ_LEAKYRELU: {
-        float s = L->slope;
-        for (size_t i = 0; i < total; i++) dx[i] = x[i] > 0.0f ? dy[i] : s * dy[i];
-        break;
-    }
-    case FZ_SILU:
-        for (size_t i = 0; i < total; i++) {
-            float s = sigmoidf(x[i]);
-            dx[i] = dy[i] * s * (1.0f + x[i] * (1.0f - s));
-        }
-        break;
-    case FZ_SIGMOID:
-        for (size_t i = 0; i < total; i++) dx[i] = dy[i] * y[i] * (1.0f - y[i]);
-        break;
-    case FZ_TANH:
-        for (size_t i = 0; i < total; i++) dx[i] = dy[i] * (1.0f - y[i] * y[i]);
-        break;
+    case FZ_RELU: relu_bwd(dx, x, dy, total); break;
+    case FZ_LEAKYRELU: lrelu_bwd(dx, x, dy, L->slope, total); break;
+    case FZ_SILU: silu_bwd(dx, x, dy, total); break;
+    case FZ_SIGMOID: sigmoid_bwd(dx, y, dy, total); break;
+    case FZ_TANH: tanh_bwd(dx, y, dy, total); break;
     case FZ_SOFTPLUS:
         for (size_t i = 0; i < total; i++) dx[i] = x[i] > 20.0f ? dy[i] : dy[i] * sigmoidf(x[i]);
         break;
     default: break;
+    }
+}
+
+/* ---- evaluation of element-wise runs ------------------------------------------------ */
+
+int fz_layer_eval_fusable(const fz_layer *L)
+{
+    return L->kind == FZ_RELU || L->kind == FZ_LEAKYRELU || L->kind == FZ_DROPOUT ||
+           L->kind == FZ_BATCHNORM1D;
+}
+
+void fz_layers_eval_rows(fz_layer *L, int k, const float *x, float *y, int B)
+{
+    size_t D = fz_layer_in_size(&L[0]);
+    /* BatchNorm1d with its running statistics: y = x * a + b, a and b as bn1d_forward
+     * computes them, so that the result has the same bits as layer by layer */
+    for (int j = 0; j < k; j++) {
+        L[j].last_train = 0;
+        if (L[j].kind == FZ_DROPOUT) L[j].last_mask = NULL;
+        if (L[j].kind != FZ_BATCHNORM1D) continue;
+        float *ca = (float *)L[j].stat + 2 * D, *cb = ca + D;
+        for (size_t c = 0; c < D; c++) {
+            float m = L[j].running_mean[c], invstd = 1.0f / sqrtf(L[j].running_var[c] + L[j].eps);
+            L[j].save_mean[c] = m;
+            L[j].save_invstd[c] = invstd;
+            ca[c] = L[j].weight[c] * invstd;
+            cb[c] = L[j].bias[c] - m * ca[c];
+        }
+    }
+    for (int b = 0; b < B; b++) {
+        const float *src = x + (size_t)b * D;
+        float *dst = y + (size_t)b * D;
+        for (int j = 0; j < k; j++) {
+            switch (L[j].kind) {
+            case FZ_RELU: relu_fwd(dst, src, D); break;
+            case FZ_LEAKYRELU: lrelu_fwd(dst, src, L[j].slope, D); break;
+            case FZ_BATCHNORM1D: {
+                const float *ca = (const float *)L[j].stat + 2 * D;
+                vaffine_f(dst, src, ca, ca + D, D);
+                break;
+            }
+            default: /* Dropout in evaluation: the identity */
+                if (dst != src) memcpy(dst, src, D * sizeof(float));
+                break;
+            }
+            src = dst; /* the row stays in L1 between the layers */
+        }
     }
 }
 

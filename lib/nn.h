@@ -111,7 +111,8 @@ typedef struct fz_layer {
     const unsigned char *ext_mask; /* Dropout mask supplied by fz_dropout_use_mask */
     const unsigned char *last_mask; /* the mask the latest training forward applied */
     float *save_mean, *save_invstd; /* BatchNorm (C): statistics of the latest forward */
-    double *stat;            /* BatchNorm (5C): per-channel sums during one call, owned */
+    double *stat;            /* BatchNorm (5C doubles; BatchNorm1d uses them as 10C floats):
+                                per-channel sums and coefficients of one call, owned */
     float *scratch;          /* im2col columns */
     int own_scratch;
     void *owned;             /* single allocation behind stat/mask/save_* (and scratch if own) */
@@ -192,6 +193,20 @@ void fz_layer_backward(fz_layer *L, const float *x, const float *y, const float 
  * forwards instead of drawing it, e.g. to reproduce another implementation's mask exactly.
  * The caller keeps it alive while it is in use; NULL returns to drawing from the rng. */
 void fz_dropout_use_mask(fz_layer *L, const unsigned char *keep);
+
+/* Linear only: the evaluation forward of an input whose rows are ldx >= in floats apart
+ * (a field inside the rows of a stream), so that it need not be copied out first; no
+ * backward may follow. */
+void fz_linear_forward_ld(fz_layer *L, const float *x, size_t ldx, float *y, int B);
+
+/* Evaluation of a run of cheap element-wise layers in one pass. fz_layer_eval_fusable: 1
+ * for ReLU, LeakyReLU, Dropout and BatchNorm1d. fz_layers_eval_rows: y (B, D) = the k
+ * consecutive layers L[0..k-1] (all fusable, reserved, of one width D) in evaluation mode
+ * applied to x (B, D), row by row so that each row stays in the L1 cache between them;
+ * the same bits as k fz_layer_forward calls. y must not overlap x; the outputs of L[0..k-2]
+ * are not stored. */
+int fz_layer_eval_fusable(const fz_layer *L);
+void fz_layers_eval_rows(fz_layer *L, int k, const float *x, float *y, int B);
 
 /* Internal to lib/ (conv.c, called by the dispatch in nn.c); use the fz_layer_* calls. */
 size_t fz_conv_scratch_floats(const fz_layer *L, int max_batch); /* max_batch 0: any */

@@ -2,6 +2,7 @@
 #include "optim.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -107,10 +108,11 @@ int fz_optim_restore(fz_optim *o, const float *state, size_t len, double step, f
  * the bit: add_(t, alpha) and addcmul_ are fused multiply-adds there (fmaf here), mul_ and
  * the division by a scalar are plain, addcdiv_ is self + (value * t1) / t2. */
 /* The update of unfrozen parameters in one pass that the compiler can vectorise; built
- * twice, for AVX2+FMA (where fmaf is one instruction) and for any x86-64, and picked when
- * the program starts. fmaf is exact in both, so both give the same bits. */
+ * three times, for AVX-512, for AVX2+FMA (where fmaf is one instruction) and for any
+ * x86-64, and picked when the program starts. fmaf, the division and sqrtf are correctly
+ * rounded in all of them, so all give the same bits. */
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define FZ_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
+#define FZ_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #else
 #define FZ_CLONES
 #endif
@@ -197,11 +199,23 @@ void fz_optim_step(fz_optim *o, float *params, const float *grads,
         adam_step(o, params, grads, frozen, lr);
 }
 
+/* sum of g[i]^2 in double, in 8 interleaved partial sums (lane t takes i = t mod 8) so
+ * that the adds do not wait on each other and vectorise; the same order in every build */
+FZ_CLONES
+static double sum_sq(const float *g, size_t n)
+{
+    double acc[8] = {0}, s = 0;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int t = 0; t < 8; t++) acc[t] += (double)g[i + t] * g[i + t];
+    for (; i < n; i++) s += (double)g[i] * g[i];
+    for (int t = 0; t < 8; t++) s += acc[t];
+    return s;
+}
+
 double fz_clip_grad_norm(float *grads, size_t n, double max_norm)
 {
-    double ss = 0;
-    for (size_t i = 0; i < n; i++) ss += (double)grads[i] * grads[i];
-    double norm = sqrt(ss);
+    double norm = sqrt(sum_sq(grads, n));
     if (!(max_norm > 0) || !isfinite(norm)) return norm;
     double coef = max_norm / (norm + 1e-6);
     if (coef < 1.0) {
@@ -319,8 +333,25 @@ void fz_zero(float *x, size_t n)
     if (n) memset(x, 0, n * sizeof *x);
 }
 
+/* 1 when some x[i] is NaN or infinite, i.e. its exponent bits are all ones: the largest
+ * masked exponent is a max-reduction that vectorises, where isfinite() per element with an
+ * early exit does not */
+FZ_CLONES
+static int any_nonfinite(const float *x, size_t n)
+{
+    uint32_t m = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t u;
+        memcpy(&u, x + i, 4);
+        u &= 0x7f800000u;
+        m = u > m ? u : m;
+    }
+    return m == 0x7f800000u;
+}
+
 ptrdiff_t fz_first_nonfinite(const float *x, size_t n)
 {
+    if (!any_nonfinite(x, n)) return -1;
     for (size_t i = 0; i < n; i++)
         if (!isfinite(x[i])) return (ptrdiff_t)i;
     return -1;

@@ -61,6 +61,47 @@ double fz_rng_normal(fz_rng *r)
     return mag * cos(2.0 * M_PI * u2);
 }
 
+/* Built for AVX-512, AVX2 and any x86-64, picked when the program starts; integer
+ * arithmetic only, so every build gives the same bytes. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define FZ_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define FZ_CLONES
+#endif
+
+static inline uint64_t mix64(uint64_t z)
+{
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+/* out (n) bytes: pair i from mix64(key + i * golden), low half then high half, each
+ * kept when >= thr */
+FZ_CLONES
+static void keep_kernel(unsigned char *restrict out, size_t n, uint64_t key, uint32_t thr)
+{
+    size_t half = n / 2;
+    for (size_t i = 0; i < half; i++) {
+        uint64_t h = mix64(key + (uint64_t)i * 0x9e3779b97f4a7c15ULL);
+        out[2 * i] = (uint32_t)h >= thr;
+        out[2 * i + 1] = (uint32_t)(h >> 32) >= thr;
+    }
+    if (n & 1) out[n - 1] = (uint32_t)mix64(key + (uint64_t)half * 0x9e3779b97f4a7c15ULL) >= thr;
+}
+
+void fz_rng_keep_mask(fz_rng *r, unsigned char *out, size_t n, double p)
+{
+    uint64_t key = fz_rng_u64(r);
+    if (!(p < 1.0)) {
+        for (size_t i = 0; i < n; i++) out[i] = 0;
+        return;
+    }
+    /* P(u >= thr) = 1 - thr / 2^32 for u uniform on 32 bits; p < 1 keeps thr < 2^32 */
+    uint32_t thr = p > 0 ? (uint32_t)(p * 4294967296.0) : 0;
+    keep_kernel(out, n, key, thr);
+}
+
 void fz_rng_shuffle_idx(fz_rng *r, size_t *idx, size_t n)
 {
     for (size_t i = n; i > 1; i--) {

@@ -20,6 +20,12 @@ double fz_rng_uniform(fz_rng *r);
 uint64_t fz_rng_below(fz_rng *r, uint64_t n);
 /* Standard normal N(0, 1). */
 double fz_rng_normal(fz_rng *r);
+/* A Dropout keep-mask: out[i] = 1 with probability 1 - p, else 0 (p in [0, 1]; p >= 1
+ * gives all zeros). Takes ONE draw from r as the key of a counter-based generator (the
+ * splitmix64 finaliser of key + i * golden ratio, two 32-bit uniforms per output pair), so
+ * the bytes cost a few vector instructions each instead of a double per element; the same
+ * r state gives the same mask. The keep probability is 1 - p to within 2^-32. */
+void fz_rng_keep_mask(fz_rng *r, unsigned char *out, size_t n, double p);
 /* Fisher-Yates shuffle of an index array. */
 void fz_rng_shuffle_idx(fz_rng *r, size_t *idx, size_t n);
 

@@ -1,6 +1,7 @@
 /* fz-encode - model + data stream -> latent stream {..., mu, logvar, z}. */
 #include <errno.h>
 #include <getopt.h>
+#include <limits.h>
 #include <math.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -8,6 +9,7 @@
 
 #include "blas.h"
 #include "model.h"
+#include "net.h"
 #include "stream.h"
 #include "train.h"
 
@@ -96,7 +98,7 @@ int main(int argc, char **argv)
     fz_reader *r = NULL;
     fz_writer *w = NULL;
     unsigned char *inbuf = NULL, *outbuf = NULL;
-    float *x = NULL, *mu = NULL, *s = NULL;
+    float *x = NULL;
     int rc = 1;
     if (fz_model_load(&m, model_path, &err) || !(r = fz_reader_open(in_path, &err))) goto fail;
     const fz_schema *in = fz_reader_schema(r);
@@ -147,13 +149,15 @@ int main(int argc, char **argv)
         z_i = fz_schema_find(&out, "z");
     if (!(w = fz_writer_open(out_path, &out, fz_reader_meta(r), 0, &err))) goto fail;
     if (fz_model_reserve(&m, (int)batch, &err)) goto fail;
-    size_t D = m.in_count;
-    inbuf = malloc((size_t)batch * in->row_size + 1);
+    size_t D = m.in_count, E = vae ? 2 * (size_t)Z : (size_t)Z;
+    /* A float32 field at a float-aligned place in float-aligned rows is read where it lies:
+     * the first Linear takes the rows with their stride, sparing a copy of the batch. */
+    int inplace = xf->type == FZ_F4 && xf->offset % 4 == 0 && in->row_size % 4 == 0 &&
+                  in->row_size / 4 <= (size_t)INT_MAX && fz_net_takes_ld(&m.enc);
+    inbuf = malloc((size_t)batch * in->row_size + 4);
     outbuf = malloc((size_t)batch * out.row_size + 1);
-    x = malloc((size_t)batch * D * sizeof(float));
-    mu = malloc((size_t)batch * Z * sizeof(float));
-    s = malloc((size_t)batch * Z * sizeof(float));
-    if (!inbuf || !outbuf || !x || !mu || !s) {
+    x = inplace ? NULL : malloc((size_t)batch * D * sizeof(float));
+    if (!inbuf || !outbuf || (!inplace && !x)) {
         fz_fail(&err, FZ_ENOMEM, "out of memory");
         goto fail;
     }
@@ -162,8 +166,10 @@ int main(int argc, char **argv)
     long n;
     while ((n = fz_reader_read(r, inbuf, (size_t)batch, &err)) > 0) {
         for (long i = 0; i < n; i++) {
-            fz_field_to_f32(xf, inbuf + (size_t)i * in->row_size, x + (size_t)i * D);
-            ptrdiff_t bad = fz_first_nonfinite(x + (size_t)i * D, D);
+            const unsigned char *row = inbuf + (size_t)i * in->row_size;
+            const float *xi = inplace ? (const float *)(const void *)(row + xf->offset) : x + (size_t)i * D;
+            if (!inplace) fz_field_to_f32(xf, row, x + (size_t)i * D);
+            ptrdiff_t bad = fz_first_nonfinite(xi, D);
             if (bad >= 0) {
                 fz_fail(&err, FZ_EDATA, "%s: row %llu has a non-finite value in '%s' at index %td",
                         fz_reader_name(r),
@@ -171,15 +177,18 @@ int main(int argc, char **argv)
                 goto fail;
             }
         }
-        fz_model_encode(&m, x, (int)n, mu, vae ? s : NULL);
+        /* h (n, E): mu, then for a vae the sigma parameter s, in each row */
+        const float *h = inplace ? fz_net_forward_ld(&m.enc, (const float *)(const void *)(inbuf + xf->offset),
+                                                     in->row_size / 4, (int)n)
+                                 : fz_net_forward(&m.enc, x, (int)n, 0, NULL);
         for (long i = 0; i < n; i++) {
             unsigned char *orow = outbuf + (size_t)i * out.row_size;
             fz_rowmap_copy(&map, inbuf + (size_t)i * in->row_size, orow);
             for (int k = 0; k < Z; k++) {
-                float mv = mu[i * Z + k], zv = mv;
+                float mv = h[(size_t)i * E + k], zv = mv;
                 fz_field_set(&out.field[mu_i], orow, (size_t)k, mv);
                 if (vae) {
-                    double sigma = fz_sigma(m.arch.sigma, s[i * Z + k]);
+                    double sigma = fz_sigma(m.arch.sigma, h[(size_t)i * E + Z + k]);
                     fz_field_set(&out.field[lv_i], orow, (size_t)k, 2.0 * log(sigma));
                     if (sample) zv = (float)(mv + sigma * fz_rng_normal(&rng));
                 }
@@ -207,8 +216,6 @@ out:
     free(inbuf);
     free(outbuf);
     free(x);
-    free(mu);
-    free(s);
     return rc;
 bad:
     fprintf(stderr, "%s: %s\n", prog, err.msg);

@@ -161,7 +161,11 @@ head -c 3000 "$T/full.st" >"$T/cut.st"
 expect_exit 1 fz-encode -i "$T/cut.st" "$T/test.npy"
 expect_err 'cut.st'
 cp "$T/full.st" "$T/flip.st"
-printf '\x55' | dd of="$T/flip.st" bs=1 seek=$(( $(stat -c %s "$T/flip.st") - 100 )) conv=notrunc 2>/dev/null
+# flip every bit of one byte of the tensor data (writing a fixed byte may leave it unchanged)
+off=$(( $(stat -c %s "$T/flip.st") - 100 ))
+byte=$(od -An -tu1 -j "$off" -N1 "$T/flip.st" | tr -d ' ')
+printf "\\$(printf %03o $(( byte ^ 255 )))" | dd of="$T/flip.st" bs=1 seek="$off" conv=notrunc 2>/dev/null
+cmp -s "$T/full.st" "$T/flip.st" && fail "the model was not changed"
 expect_exit 1 fz-decode -i "$T/flip.st" --grid 2
 expect_err 'checksum'
 head -c 5000 "$T/test.npy" >"$T/cut.npy"

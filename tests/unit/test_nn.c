@@ -5,6 +5,7 @@
 
 #include "check.h"
 #include "nn.h"
+#include "rng.h"
 
 /* ---- the double-precision reference forward ----------------------------------------- */
 
@@ -562,6 +563,81 @@ static void test_dropout(void)
     free(y2);
 }
 
+/* The counter-based keep mask behind Dropout: its keep rate, determinism, the ends. */
+static void test_keep_mask(void)
+{
+    enum { N = 1 << 20 };
+    unsigned char *m = malloc(N), *m2 = malloc(N);
+    fz_rng r, r2;
+    for (int k = 0; k < 3; k++) {
+        double p = k == 0 ? 0.3 : k == 1 ? 0.05 : 0.9;
+        fz_rng_seed(&r, 11 + k);
+        fz_rng_keep_mask(&r, m, N, p);
+        size_t kept = 0;
+        for (size_t i = 0; i < N; i++) kept += m[i];
+        /* binomial: sd = sqrt(N p (1-p)) < 512 of 2^20, i.e. 5e-4 */
+        CHECK_NEAR((double)kept / N, 1 - p, 0.003);
+        /* no long runs: neighbouring pairs agree as often as independent draws would */
+        size_t same = 0;
+        for (size_t i = 1; i < N; i++) same += m[i] == m[i - 1];
+        CHECK_NEAR((double)same / (N - 1), p * p + (1 - p) * (1 - p), 0.005);
+        fz_rng_seed(&r2, 11 + k);
+        fz_rng_keep_mask(&r2, m2, N, p);
+        CHECK(memcmp(m, m2, N) == 0);
+        fz_rng_keep_mask(&r2, m2, N, p); /* the next call draws a new key */
+        CHECK(memcmp(m, m2, N) != 0);
+    }
+    fz_rng_keep_mask(&r, m, 1001, 0);
+    size_t ones = 0;
+    for (int i = 0; i < 1001; i++) ones += m[i];
+    CHECK_EQ_INT(ones, 1001);
+    fz_rng_keep_mask(&r, m, 1001, 1);
+    ones = 0;
+    for (int i = 0; i < 1001; i++) ones += m[i];
+    CHECK_EQ_INT(ones, 0);
+    free(m);
+    free(m2);
+}
+
+/* The fused evaluation pass over ReLU, BatchNorm1d, Dropout and LeakyReLU gives the same
+ * bits as the layers one after another. */
+static void test_fused_eval(void)
+{
+    enum { D = 37, B = 13, K = 4 };
+    fz_layer L[K];
+    fz_err err;
+    fz_shape sh = {D, 1, 1};
+    CHECK_EQ_INT(fz_act_init(&L[0], FZ_RELU, sh, &err), 0);
+    CHECK_EQ_INT(fz_batchnorm1d_init(&L[1], D, &err), 0);
+    CHECK_EQ_INT(fz_dropout_init(&L[2], sh, 0.3f, &err), 0);
+    CHECK_EQ_INT(fz_leakyrelu_init(&L[3], sh, 0.3f, &err), 0);
+    size_t np = fz_layer_nparams(&L[1]), nb = fz_layer_nbuffers(&L[1]);
+    float *p = malloc(np * sizeof *p), *buf = malloc(nb * sizeof *buf);
+    for (size_t i = 0; i < np; i++) p[i] = (float)urand(-1, 1);
+    for (size_t i = 0; i < nb; i++) buf[i] = (float)urand(0.2, 1.5); /* running mean, var */
+    fz_layer_bind(&L[1], p, NULL, buf);
+    for (int k = 0; k < K; k++) {
+        CHECK_EQ_INT(fz_layer_reserve(&L[k], B, NULL, &err), 0);
+        CHECK(fz_layer_eval_fusable(&L[k]));
+    }
+    float *x = malloc(B * D * sizeof *x), *a = malloc(B * D * sizeof *a);
+    float *b = malloc(B * D * sizeof *b), *y = malloc(B * D * sizeof *y);
+    for (int i = 0; i < B * D; i++) x[i] = (float)urand(-2, 2);
+    fz_layer_forward(&L[0], x, a, B, 0, NULL);
+    fz_layer_forward(&L[1], a, b, B, 0, NULL);
+    fz_layer_forward(&L[2], b, a, B, 0, NULL);
+    fz_layer_forward(&L[3], a, b, B, 0, NULL);
+    fz_layers_eval_rows(L, K, x, y, B);
+    CHECK(memcmp(b, y, B * D * sizeof *y) == 0);
+    for (int k = 0; k < K; k++) fz_layer_free(&L[k]);
+    free(p);
+    free(buf);
+    free(x);
+    free(a);
+    free(b);
+    free(y);
+}
+
 /* Two convolutions sharing one caller scratch buffer give the same results as with their
  * own; views work in place; activations allow dx == dy. */
 static void test_memory(void)
@@ -638,6 +714,8 @@ static void test_memory(void)
 
 int main(void)
 {
+    test_keep_mask();
+    test_fused_eval();
     fz_rng_seed(&rng, 42);
     test_linear();
     test_conv();
