@@ -135,7 +135,9 @@ wall() {
 
 # fz encoder throughput of model $1 on stream $2 ($3 rows): the wall time of fz-encode on
 # all rows minus that on one row (start-up, model and stream opening), medians of $4 reps.
-# Prints "steady end_to_end" images/s. $envc is split into words on purpose.
+# Prints "steady end_to_end" images/s and the cold start, the median wall time of scoring
+# the one-row stream (start, model load, one row encoded and written, exit) in ms.
+# $envc is split into words on purpose.
 # shellcheck disable=SC2086
 fz_encode_rate() {
     local envc=$1 model=$2 stream=$3 rows=$4 reps=$5 tn t1 i
@@ -147,12 +149,12 @@ fz_encode_rate() {
     done | median)
     awk -v n="$rows" -v a="$tn" -v b="$t1" 'BEGIN {
         d = a - b; s = "null"; if (d > 0) s = sprintf("%.1f", (n - 1) / d)
-        printf "%s %.1f\n", s, n / a }'
+        printf "%s %.1f %.2f\n", s, n / a, 1000 * b }'
 }
 
 # One fz training run: preset $1, config $2, run $3; appends a record.
 fz_run() {
-    local p=$1 cfg=$2 r=$3 envc base args core rows secs sps eps rss mse loss enc method
+    local p=$1 cfg=$2 r=$3 envc base args core rows secs sps eps rss mse loss enc method e2e
     envc=$(fz_env "$cfg")
     base=$work/fz-$p-$cfg-$r
     if [ "$p" = vae-conv ]; then
@@ -187,9 +189,11 @@ fz_run() {
     else
         enc=$(fz_encode_rate "$envc" "$base.st" "$work/test.npy" 10000 "$enc_reps")
     fi
-    printf '{"impl":"fz","preset":"%s","config":"%s","core":"%s","run":%d,"method":"%s","epoch_seconds":%s,"samples_per_s":%s,"maxrss_kb":%s,"test_loss":%s,"test_mse":%s,"encode_per_s":%s,"encode_e2e_per_s":%s,"encode_rows":%d,"wall_seconds":%s}\n' \
+    e2e=${enc#* }
+    printf '{"impl":"fz","preset":"%s","config":"%s","core":"%s","run":%d,"method":"%s","epoch_seconds":%s,"samples_per_s":%s,"maxrss_kb":%s,"test_loss":%s,"test_mse":%s,"encode_per_s":%s,"encode_e2e_per_s":%s,"encode_cold_ms":%s,"encode_rows":%d,"wall_seconds":%s}\n' \
         "$p" "$cfg" "$core" "$r" "$method" "$eps" "$sps" "$rss" "$(num "$loss")" "$(num "$mse")" \
-        "${enc% *}" "${enc#* }" "$([ "$p" = vae-conv ] && echo "$conv_enc_rows" || echo 10000)" \
+        "${enc%% *}" "${e2e% *}" "${e2e#* }" \
+        "$([ "$p" = vae-conv ] && echo "$conv_enc_rows" || echo 10000)" \
         "$(cut -d' ' -f1 "$base.time")" >>"$raw"
 }
 
@@ -199,7 +203,8 @@ torch_run() {
     shift 3
     say "torch $p ${th} thread(s) run $r"
     $(torch_env "$th") "$py" bench/torch_ref.py train "$p" "$work/train.npy" "$work/test.npy" \
-        --threads "$th" --seed "$r" --run "$r" "$@" >>"$raw" 2>"$work/torch.err" ||
+        --threads "$th" --seed "$r" --run "$r" --encode-stream "$work/torch-enc.npy" "$@" \
+        >>"$raw" 2>"$work/torch.err" ||
         { cat "$work/torch.err" >&2; die "torch_ref.py $p failed"; }
 }
 

@@ -20,6 +20,10 @@ train options:
   --encode-batch  rows per encoder call when timing inference (default 1000)
   --encode-rows   test rows to encode (default all)
   --encode-reps   passes over them; the median pass is reported (default 5)
+  --encode-stream OUT  also time the encoder as fz-encode runs it: read the test stream
+                  file (NumPy's .npy reader), encode, write {fields but x, mu, logvar, z}
+                  with np.save to OUT; the median of --encode-reps passes is reported as
+                  encode_stream_per_s (the interpreter's start and imports are not in it)
   --no-denormal-flush   leave denormals on (they make Adam-trained MLPs slower)
 
 Run it with OPENBLAS_CORETYPE=SkylakeX OMP_WAIT_POLICY=passive OMP_NUM_THREADS=N for
@@ -61,6 +65,43 @@ def load_x(path):
     rows = load_rows(path)
     x = np.ascontiguousarray(rows["x"], dtype=np.float32)
     return x.reshape(len(x), 1, 28, 28)
+
+
+def encode_stream(torch, ref, src, dst, eb, limit):
+    """Read stream src, encode its x in batches of eb rows (z = mu), write the rows with
+    mu, logvar, z instead of x to dst with np.save: what fz-encode -B eb does."""
+    rows = load_rows(src)
+    if limit:
+        rows = rows[:limit]
+    n = len(rows)
+    x = torch.from_numpy(np.ascontiguousarray(rows["x"], dtype=np.float32))
+    x = x.reshape(n, 1, 28, 28) if ref.preset == "vae-conv" else x.reshape(n, 784)
+    outs = []
+    with torch.no_grad():
+        for i in range(0, n, eb):
+            outs.append(ref.enc(x[i:i + eb]))
+    h = torch.cat(outs).numpy()
+    keep = [(k, rows.dtype[k]) for k in rows.dtype.names if k != "x"]
+    if ref.kind == "vae":
+        z = h.shape[1] // 2
+        mu, s = h[:, :z], h[:, z:]
+        if ref.sigma == "logvar":
+            lv = s
+        else:  # sigma = softplus(s) + 1e-8
+            lv = 2.0 * np.log(np.logaddexp(0.0, s) + 1e-8)
+    else:
+        z = h.shape[1]
+        mu, lv = h, None
+    dt = keep + [("mu", "<f4", (z,))] + ([("logvar", "<f4", (z,))] if lv is not None else []) + \
+        [("z", "<f4", (z,))]
+    out = np.empty(n, dtype=dt)
+    for k, _ in keep:
+        out[k] = rows[k]
+    out["mu"] = mu
+    if lv is not None:
+        out["logvar"] = lv
+    out["z"] = mu
+    np.save(dst, out)
 
 
 def cmd_mse(path):
@@ -241,6 +282,15 @@ def cmd_train(a):
         out["encode_rows"] = len(xe)
         out["encode_batch"] = eb
         out["encode_per_s"] = len(xe) / float(np.median(reps))
+        if a.encode_stream:
+            # The same encoder with the stream read from its file and the latents written:
+            # the work fz-encode's figure includes.
+            reps = []
+            for _ in range(a.encode_reps):
+                t = time.perf_counter()
+                encode_stream(torch, ref, a.test, a.encode_stream, eb, a.encode_rows)
+                reps.append(time.perf_counter() - t)
+            out["encode_stream_per_s"] = len(xe) / float(np.median(reps))
     out["maxrss_kb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     print(json.dumps(out))
 
@@ -266,6 +316,7 @@ def main():
     t.add_argument("--encode-batch", type=int, default=1000)
     t.add_argument("--encode-rows", type=int, default=0)
     t.add_argument("--encode-reps", type=int, default=5)
+    t.add_argument("--encode-stream", default="")
     t.add_argument("--no-denormal-flush", action="store_true")
     cmd_train(p.parse_args())
 
