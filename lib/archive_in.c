@@ -73,7 +73,38 @@ static int archive_fail(struct archive *a, const char *path, const char *member,
     return fz_fail(err, FZ_EDATA, "%s: %s", fz_in_name(path), why);
 }
 
-/* Read the current entry's data into b->data/len (b->name is left alone). */
+/* Bytes of the input behind `a` read so far: the compressed size, not the expanded one. A
+ * file counts whole (its size bounds what libarchive reads, whatever order a zip reader
+ * seeks in); stdin counts what libarchive has taken from it. */
+static uint64_t input_bytes(struct archive *a, const char *path)
+{
+    la_int64_t n = archive_filter_bytes(a, -1);
+    uint64_t got = n > 0 ? (uint64_t)n : 0;
+    struct stat st;
+    if (path && strcmp(path, "-") != 0 && stat(path, &st) == 0 && S_ISREG(st.st_mode) &&
+        (uint64_t)st.st_size > got)
+        got = (uint64_t)st.st_size;
+    return got;
+}
+
+/* Most bytes a member may take in memory after `in` bytes of input: FZ_INPUT_FREE_BYTES,
+ * or FZ_INPUT_MAX_RATIO per byte of input, at most FZ_INPUT_MAX_BYTES. */
+static size_t member_limit(uint64_t in)
+{
+    uint64_t lim = in > FZ_INPUT_MAX_BYTES / FZ_INPUT_MAX_RATIO ? FZ_INPUT_MAX_BYTES
+                                                                 : in * FZ_INPUT_MAX_RATIO;
+    if (lim < FZ_INPUT_FREE_BYTES) lim = FZ_INPUT_FREE_BYTES;
+    return (size_t)lim;
+}
+
+/* Read the current entry's data into b->data/len (b->name is left alone).
+ *
+ * Nothing the archive claims is believed until the data arrives: the header's size only
+ * sizes the first allocation (at most 64 MiB), and the buffer grows as blocks come. What
+ * arrives is bounded too: a sparse tar entry reports holes (read as zeros) without bytes
+ * behind them, and a compressed member expands (bzip2 turns 250 bytes into 300 MB of
+ * zeros). Both are refused once the member would pass member_limit() of the input read, so
+ * a small archive cannot make fz allocate gigabytes. */
 static int read_entry(struct archive *a, struct archive_entry *e, const char *path,
                       const char *member, fz_blob *b, fz_err *err)
 {
@@ -107,8 +138,18 @@ static int read_entry(struct archive *a, struct archive_entry *e, const char *pa
                            fz_in_name(path), member, FZ_INPUT_MAX_BYTES);
         }
         if (end > cap) {
+            uint64_t in = input_bytes(a, path);
+            size_t lim = member_limit(in);
+            if (end > lim) {
+                free(buf);
+                return fz_fail(err, FZ_EDATA,
+                               "%s: %s: expands to over %zu bytes from %llu bytes of input "
+                               "(limit: %zu MiB, or %d bytes per byte of input)",
+                               fz_in_name(path), member, lim, (unsigned long long)in,
+                               FZ_INPUT_FREE_BYTES >> 20, FZ_INPUT_MAX_RATIO);
+            }
             size_t ncap = cap;
-            while (ncap < end) ncap = ncap > FZ_INPUT_MAX_BYTES / 2 ? FZ_INPUT_MAX_BYTES : ncap * 2;
+            while (ncap < end) ncap = ncap > lim / 2 ? lim : ncap * 2;
             unsigned char *nb = realloc(buf, ncap);
             if (!nb) {
                 free(buf);

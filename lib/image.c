@@ -466,31 +466,13 @@ static int cmp_item(const void *x, const void *y)
     return strcmp(a->path, b->path);
 }
 
-int fz_load_images(const char *path, int gray, fz_dataset *ds, fz_err *err)
+/* Turn the images gathered in a (in the order of a->it) into ds, and free a. source NULL:
+ * gathering failed (err is set); only free. Returns 0 or -1. */
+static int acc_finish(img_acc *acc, const char *source, fz_dataset *ds, fz_err *err)
 {
-    memset(ds, 0, sizeof *ds);
-    img_acc a = {0};
-    a.gray = gray;
-    struct stat st;
-    int isdir = path && strcmp(path, "-") != 0 && stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+    img_acc a = *acc;
     int rc = -1;
-    if (isdir) {
-        /* strip trailing slashes so paths read root/class/file */
-        char root[4096];
-        snprintf(root, sizeof root, "%s", path);
-        size_t rl = strlen(root);
-        while (rl > 1 && root[rl - 1] == '/') root[--rl] = 0;
-        if (walk(&a, root, "", 0, err)) goto done;
-    } else {
-        a.archive = path;
-        if (fz_input_each(path, img_pats, member_cb, &a, err)) goto done;
-        /* archive order is the writer's; sorted paths make ids independent of it */
-        if (a.n > 1) qsort(a.it, a.n, sizeof *a.it, cmp_item);
-    }
-    if (a.n == 0) {
-        fz_fail(err, FZ_EDATA, "%s: no images (*.png, *.pgm, *.ppm)", fz_in_name(path));
-        goto done;
-    }
+    if (!source) goto done;
     size_t d = (size_t)a.c * a.h * a.w;
     ds->n = a.n;
     ds->d = d;
@@ -537,9 +519,7 @@ int fz_load_images(const char *path, int gray, fz_dataset *ds, fz_err *err)
             ds->label[i] = (int32_t)(hit - ds->classes);
         }
     }
-    size_t sl = strlen(fz_in_name(path)) + 16;
-    if (!(ds->source = fz_malloc(sl, err))) goto done;
-    snprintf(ds->source, sl, "images:%s", fz_in_name(path));
+    if (!(ds->source = dupstr(source, err))) goto done;
     rc = 0;
 done:
     for (size_t i = 0; i < a.n; i++) {
@@ -551,4 +531,132 @@ done:
     free(a.first);
     if (rc) fz_dataset_free(ds);
     return rc;
+}
+
+int fz_load_images(const char *path, int gray, fz_dataset *ds, fz_err *err)
+{
+    memset(ds, 0, sizeof *ds);
+    img_acc a = {0};
+    a.gray = gray;
+    struct stat st;
+    int isdir = path && strcmp(path, "-") != 0 && stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+    if (isdir) {
+        /* strip trailing slashes so paths read root/class/file */
+        char root[4096];
+        snprintf(root, sizeof root, "%s", path);
+        size_t rl = strlen(root);
+        while (rl > 1 && root[rl - 1] == '/') root[--rl] = 0;
+        if (walk(&a, root, "", 0, err)) return acc_finish(&a, NULL, ds, err);
+    } else {
+        a.archive = path;
+        if (fz_input_each(path, img_pats, member_cb, &a, err))
+            return acc_finish(&a, NULL, ds, err);
+        /* archive order is the writer's; sorted paths make ids independent of it */
+        if (a.n > 1) qsort(a.it, a.n, sizeof *a.it, cmp_item);
+    }
+    if (a.n == 0) {
+        fz_fail(err, FZ_EDATA, "%s: no images (*.png, *.pgm, *.ppm)", fz_in_name(path));
+        return acc_finish(&a, NULL, ds, err);
+    }
+    char src[4096];
+    snprintf(src, sizeof src, "images:%s", fz_in_name(path));
+    return acc_finish(&a, src, ds, err);
+}
+
+/* Read the whole list (a file, or "-" for stdin) as text, at most FZ_IMAGE_LIST_MAX bytes. */
+static char *read_list(const char *list, size_t *len, fz_err *err)
+{
+    int is_stdin = strcmp(list, "-") == 0;
+    FILE *f = is_stdin ? stdin : fopen(list, "rb");
+    if (!f) {
+        fz_fail(err, FZ_EIO, "%s: %s", list, strerror(errno));
+        return NULL;
+    }
+    size_t cap = 4096, n = 0;
+    char *buf = fz_malloc(cap, err);
+    while (buf) {
+        if (n + 1 >= cap) {
+            if (cap >= FZ_IMAGE_LIST_MAX) {
+                fz_fail(err, FZ_EDATA, "%s: list over the limit of %zu bytes",
+                        fz_in_name(list), FZ_IMAGE_LIST_MAX);
+                free(buf);
+                buf = NULL;
+                break;
+            }
+            char *nb = realloc(buf, cap * 2);
+            if (!nb) {
+                fz_fail(err, FZ_ENOMEM, "%s: out of memory", fz_in_name(list));
+                free(buf);
+                buf = NULL;
+                break;
+            }
+            buf = nb;
+            cap *= 2;
+        }
+        size_t k = fread(buf + n, 1, cap - 1 - n, f);
+        n += k;
+        if (k == 0) break;
+    }
+    if (buf && ferror(f)) {
+        fz_fail(err, FZ_EIO, "%s: read error", fz_in_name(list));
+        free(buf);
+        buf = NULL;
+    }
+    if (!is_stdin) fclose(f);
+    if (buf) {
+        buf[n] = 0;
+        *len = n;
+    }
+    return buf;
+}
+
+int fz_load_image_list(const char *list, int gray, fz_dataset *ds, fz_err *err)
+{
+    memset(ds, 0, sizeof *ds);
+    img_acc a = {0};
+    a.gray = gray;
+    size_t len = 0;
+    char *text = read_list(list, &len, err);
+    if (!text) return -1;
+    size_t line = 0;
+    for (char *p = text, *end = text + len; p < end;) {
+        char *nl = memchr(p, '\n', (size_t)(end - p));
+        char *e = nl ? nl : end;
+        line++;
+        size_t n = (size_t)(e - p);
+        if (n && p[n - 1] == '\r') n--; /* a list written on Windows */
+        if (memchr(p, 0, n)) {
+            fz_fail(err, FZ_EDATA, "%s:%zu: NUL byte in a path", fz_in_name(list), line);
+            goto fail;
+        }
+        p[n] = 0;
+        if (n) {
+            fz_blob b;
+            int r = fz_read_file(p, &b, err);
+            if (!r) {
+                /* the label is the parent folder, as in a directory tree */
+                r = acc_add(&a, p, p, b.data, b.len, err);
+                if (r) fz_err_prefix(err, p);
+                fz_blob_free(&b);
+            }
+            if (r) {
+                char where[4200];
+                snprintf(where, sizeof where, "%s:%zu", fz_in_name(list), line);
+                fz_err_prefix(err, where);
+                goto fail;
+            }
+        }
+        p = nl ? nl + 1 : end;
+    }
+    free(text);
+    if (a.n == 0) {
+        fz_fail(err, FZ_EDATA, "%s: no image paths in the list", fz_in_name(list));
+        return acc_finish(&a, NULL, ds, err);
+    }
+    char src[4096];
+    snprintf(src, sizeof src, "images:files:%s", fz_in_name(list));
+    return acc_finish(&a, src, ds, err);
+fail:
+    free(text);
+    return acc_finish(&a, NULL, ds, err);
 }

@@ -22,6 +22,13 @@
 
 /* Hard limits, checked before any allocation. */
 #define FZ_INPUT_MAX_BYTES ((size_t)1 << 32)   /* one file or archive member: 4 GiB */
+/* What a member read through libarchive may take in memory: FZ_INPUT_FREE_BYTES, or
+ * FZ_INPUT_MAX_RATIO bytes per byte of the file (or of stdin read so far), whichever is
+ * more, up to FZ_INPUT_MAX_BYTES. Holes of sparse tar entries and decompressed data count;
+ * the sizes headers claim are never believed. A 10 KB archive thus costs at most 64 MiB;
+ * a highly compressible member over 64 MiB must be decompressed first. */
+#define FZ_INPUT_FREE_BYTES ((size_t)64 << 20)
+#define FZ_INPUT_MAX_RATIO 100
 #define FZ_IMAGE_MAX_SIDE 16384                /* width or height of one image */
 #define FZ_IMAGE_MAX_PIXELS ((size_t)1 << 26)  /* width * height of one image */
 #define FZ_IDX_MAX_DIM 0x7fffffffu             /* one IDX dimension */
@@ -148,6 +155,13 @@ int fz_load_csv(const char *path, const char *pat, const char *label_col, fz_dat
  * the label is the name of the parent folder (classes sorted by name; images directly at
  * the top have label -1). All images must have the same shape. */
 int fz_load_images(const char *path, int gray, fz_dataset *ds, fz_err *err);
+
+/* Images named in a list: a text file (or "-", stdin) of paths, one per line (empty lines
+ * skipped, a trailing CR dropped), read in list order: row i is the i-th path. The label is
+ * the parent folder's name, as for a directory tree ("data/7/a.png" is class "7"; a path
+ * without a folder has label -1). Errors name the list, the line and the path. */
+#define FZ_IMAGE_LIST_MAX ((size_t)1 << 28) /* the list itself: 256 MiB */
+int fz_load_image_list(const char *list, int gray, fz_dataset *ds, fz_err *err);
 
 /* Index of a class name, or -1. */
 long fz_dataset_class(const fz_dataset *ds, const char *name);

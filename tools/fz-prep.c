@@ -16,13 +16,14 @@
 static const char *prog = "fz-prep";
 static const char *usage_line =
     "usage: fz-prep [-h] [-o FILE] [-s SEED] [options] "
-    "{SOURCE | mnist:train|mnist:test ARCHIVE | --idx-images FILE}";
+    "{SOURCE | mnist:train|mnist:test ARCHIVE | --idx-images FILE | --files LIST}";
 
 /* option values, with their defaults (printed by -h) */
 static const char *opt_out = "-";
 static long opt_seed = 1;
 static const char *opt_kind = NULL;
 static const char *opt_idx_images = NULL, *opt_idx_labels = NULL;
+static const char *opt_files = NULL;
 static const char *opt_member = NULL, *opt_labels_member = NULL;
 static const char *opt_label_col = NULL;
 static int opt_gray = 0;
@@ -82,10 +83,13 @@ static void help(void)
            "  --idx-labels FILE     IDX labels for them (default: %s)\n"
            "  --member GLOB         archive member to read (default: *images* for IDX, *.csv)\n"
            "  --labels-member GLOB  archive member with IDX labels (default: *labels*)\n"
+           "  --files LIST          images named in LIST, one path a line ('-': stdin), in\n"
+           "                        list order, labelled by parent folder (default: %s)\n"
            "  --label-col NAME      CSV label column (default: %s)\n"
            "  --gray                convert colour images to one channel (default: %s)\n",
            opt_kind ? opt_kind : "guessed: directory=images, *.csv*=csv, *idx*=idx",
            opt_idx_images ? opt_idx_images : "none", opt_idx_labels ? opt_idx_labels : "none",
+           opt_files ? opt_files : "none",
            opt_label_col ? opt_label_col : "none, every column is a feature",
            opt_gray ? "on" : "off");
     printf("\nSelection (applied in this order):\n"
@@ -154,7 +158,7 @@ int main(int argc, char **argv)
 {
     signal(SIGPIPE, SIG_IGN);
     fz_err err = {0};
-    enum { O_KIND = 256, O_IDXI, O_IDXL, O_MEMBER, O_LMEMBER, O_LABCOL, O_GRAY, O_KEEP,
+    enum { O_KIND = 256, O_IDXI, O_IDXL, O_FILES, O_MEMBER, O_LMEMBER, O_LABCOL, O_GRAY, O_KEEP,
            O_DROP, O_SPLIT, O_SHUFFLE, O_SKIP, O_TAKE, O_NORM, O_UNIT, O_SHIFT, O_STD, O_RAW,
            O_STATS, O_SAVE };
     static const struct option longopts[] = {
@@ -164,6 +168,7 @@ int main(int argc, char **argv)
         {"kind", required_argument, 0, O_KIND},
         {"idx-images", required_argument, 0, O_IDXI},
         {"idx-labels", required_argument, 0, O_IDXL},
+        {"files", required_argument, 0, O_FILES},
         {"member", required_argument, 0, O_MEMBER},
         {"labels-member", required_argument, 0, O_LMEMBER},
         {"label-col", required_argument, 0, O_LABCOL},
@@ -199,6 +204,7 @@ int main(int argc, char **argv)
             break;
         case O_IDXI: opt_idx_images = optarg; break;
         case O_IDXL: opt_idx_labels = optarg; break;
+        case O_FILES: opt_files = optarg; break;
         case O_MEMBER: opt_member = optarg; break;
         case O_LMEMBER: opt_labels_member = optarg; break;
         case O_LABCOL: opt_label_col = optarg; break;
@@ -264,6 +270,12 @@ int main(int argc, char **argv)
         kind = "idx";
         src = argv[optind + 1];
         opt_idx_images = opt_idx_labels = src;
+    } else if (opt_files) {
+        if (nops != 0) usage_msg("--files takes no operand (got '%s')", argv[optind]);
+        if (opt_idx_images) usage_msg("--files and --idx-images together%s", "");
+        if (kind && strcmp(kind, "images")) usage_msg("--files with --kind %s", kind);
+        kind = "images";
+        src = opt_files;
     } else if (opt_idx_images) {
         if (nops != 0) usage_msg("--idx-images takes no operand (got '%s')", argv[optind]);
         if (kind && strcmp(kind, "idx")) usage_msg("--idx-images with --kind %s", kind);
@@ -318,6 +330,8 @@ int main(int argc, char **argv)
         rc = fz_load_idx(opt_idx_images, img_pat, opt_idx_labels, lab_pat, &ds, &err);
     else if (strcmp(kind, "csv") == 0)
         rc = fz_load_csv(src, opt_member, opt_label_col, &ds, &err);
+    else if (opt_files)
+        rc = fz_load_image_list(opt_files, opt_gray, &ds, &err);
     else
         rc = fz_load_images(src, opt_gray, &ds, &err);
     if (rc) die(&err);
