@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "blas.h"
+#include "json.h"
 #include "model.h"
 #include "stream.h"
 #include "train.h"
@@ -193,6 +194,57 @@ static float *between(const char *in_path, const char *field, const char *ids, i
     return z;
 }
 
+/* Metadata of a generated stream: what a stream read from data carries (fz-stream(5)), so
+ * that fz-info, fz-plot and fz-eval name classes and features and know the normalisation
+ * as for decoded data: "fz_stream", "source" (how the codes were made), "rows", then the
+ * keys of the input stream's metadata (--between) and those the model brought from its
+ * training stream ("classes", "features", "norm", "outputs", "attributes"). NULL when out
+ * of memory. */
+static char *generated_meta(const fz_model *m, const char *model_path, const char *in_meta,
+                            const char *source, size_t n)
+{
+    static const char *const own[] = {"fz_stream", "source", "rows", NULL};
+    static const char *const from_model[] = {"classes", "features", "norm", "outputs",
+                                             "attributes", NULL};
+    fz_err err;
+    fz_json *in = in_meta ? fz_json_parse(in_meta, strlen(in_meta), &err) : NULL;
+    if (in && fz_json_type(in) != FZ_JOBJ) {
+        fz_json_free(in);
+        in = NULL;
+    }
+    fz_sbuf b;
+    fz_sbuf_init(&b);
+    fz_sbuf_printf(&b, "{\"fz_stream\":1,\"source\":");
+    char src[8192];
+    snprintf(src, sizeof src, "%.4000s (model %.4000s)", source, fz_in_name(model_path));
+    fz_sbuf_json_str(&b, src);
+    fz_sbuf_printf(&b, ",\"rows\":%zu", n);
+    for (size_t i = 0; in && i < fz_json_len(in); i++) {
+        const char *k = fz_json_key_at(in, i);
+        int skip = 0;
+        for (const char *const *o = own; *o && !skip; o++) skip = strcmp(k, *o) == 0;
+        if (skip) continue;
+        fz_sbuf_putc(&b, ',');
+        fz_sbuf_json_str(&b, k);
+        fz_sbuf_putc(&b, ':');
+        fz_sbuf_json_node(&b, fz_json_at(in, i));
+    }
+    for (const char *const *k = from_model; *k; k++) {
+        const char *v = fz_model_meta(m, *k);
+        if (!v || (in && fz_json_get(in, *k))) continue;
+        fz_json *j = fz_json_parse(v, strlen(v), &err);
+        if (!j) continue; /* not JSON: left out rather than passed on broken */
+        fz_sbuf_putc(&b, ',');
+        fz_sbuf_json_str(&b, *k);
+        fz_sbuf_putc(&b, ':');
+        fz_sbuf_json_node(&b, j);
+        fz_json_free(j);
+    }
+    fz_sbuf_putc(&b, '}');
+    fz_json_free(in);
+    return fz_sbuf_take(&b);
+}
+
 /* Decode generated codes z (n, Z) to rows {id, z, xhat}. */
 static int write_generated(fz_model *m, const float *z, size_t n, long batch, const char *meta,
                            const char *out_path, fz_err *err)
@@ -362,9 +414,25 @@ int main(int argc, char **argv)
             fprintf(stderr, "%s: %s\n", prog, err.msg);
             return err.code == FZ_EUSAGE ? 2 : 1;
         }
-        rc = write_generated(&m, z, n, batch, meta, out_path, &err) ? fail(&err) : 0;
-        free(z);
+        char source[4096];
+        if (strcmp(gen, "sample") == 0)
+            snprintf(source, sizeof source, "fz-decode --sample %s -s %ld", gen_arg, seed);
+        else if (strcmp(gen, "grid") == 0)
+            snprintf(source, sizeof source, "fz-decode --grid %s", gen_arg);
+        else
+            snprintf(source, sizeof source, "fz-decode --%s %.3000s --steps %ld", gen, gen_arg,
+                     steps);
+        char *gmeta = generated_meta(&m, model_path, meta, source, n);
         free(meta);
+        if (!gmeta) {
+            free(z);
+            fz_model_free(&m);
+            fprintf(stderr, "%s: out of memory\n", prog);
+            return 1;
+        }
+        rc = write_generated(&m, z, n, batch, gmeta, out_path, &err) ? fail(&err) : 0;
+        free(z);
+        free(gmeta);
     }
     fz_model_free(&m);
     return rc;
