@@ -95,6 +95,8 @@ uninstall:
 
 bench: all $(O)/bench-layers
 	bash bench/run.sh
+	bash bench/fuzzy.sh
+	bash bench/score.sh
 
 # Per-layer timing against OpenBLAS's own sgemm: OPENBLAS_NUM_THREADS=1 build/bench-layers
 $(O)/bench-layers: bench/layers.c $(O)/libfz.a $(wildcard lib/*.h)
