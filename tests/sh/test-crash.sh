@@ -93,10 +93,10 @@ else
 fi
 
 # --- SIGINT and SIGTERM in the middle of a run ---
-# A shell starts an asynchronous command with SIGINT ignored, and fz-train respects that
-# (as for nohup): env restores the default first.
+# A shell starts an asynchronous command with SIGINT ignored, and under nohup SIGHUP is
+# ignored too; fz-train respects an ignored signal: env restores the defaults first.
 env --default-signal=INT true 2>/dev/null || skip "env --default-signal is missing (coreutils < 8.31)"
-BG=(env --default-signal=INT)
+BG=(env --default-signal=INT,TERM,HUP)
 sigs=0
 for sig in INT TERM HUP INT; do
     d="$T/s$sigs"; mkdir "$d"
