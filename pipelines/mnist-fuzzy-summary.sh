@@ -63,7 +63,8 @@ started on the circle like the digits stalled at 49.5% where attribute terms sta
 their digits reached 96.45% (both after 11 epochs). The KL weight 1/28 restores the
 per-image balance of reconstruction and KL under the article's reduction (fz-train(1)).
 
-Pictures (first seed): [accuracy per epoch](curves.png), [10-class latent space](latent-10.png),
+Pictures (first seed): [accuracy per epoch](curves.png), [loss per epoch](losses.png),
+[10-class latent space](latent-10.png),
 [12-output latent space](latent-12.png), [two paths from a 9 to a 4](paths-9-4.png) and
 [the images along them](paths-9-4-strips.png).
 

@@ -10,6 +10,8 @@
 # model, training log (TSV) and test metrics per setting and seed, summary.md (the accuracy
 # table: every seed, mean and spread, validation and test) and the pictures:
 #   curves.png      training and validation accuracy per epoch, 10 and 12 outputs, first seed
+#   losses.png      training and validation loss per epoch (the weighted sum of reconstruction,
+#                   KL and fuzzy terms), the same runs
 #   latent-10.png   test digits in the latent space and each term's domain (membership >= 1/2)
 #   latent-12.png   the same with 12 outputs: the loop and open domains cover their digits
 #   paths-9-4.png   the 12-output latent space with two paths from a 9 to a 4: the straight
@@ -37,7 +39,7 @@ MF_TRAIN   = -a fcvae-mlp -z $(MF_LATENT) --gamma $(MF_GAMMA) --beta $(MF_BETA) 
              --schedule cos:$(MF_EPOCHS):0
 MF_MODELS  = $(foreach k,10 12 10h,$(foreach s,$(MF_SEEDS),$(MF_DIR)/m$(k)-s$(s).st))
 MF_METRICS = $(MF_MODELS:.st=.test.tsv)
-MF_PICS    = $(MF_DIR)/curves.png $(MF_DIR)/latent-10.png $(MF_DIR)/latent-12.png \
+MF_PICS    = $(MF_DIR)/curves.png $(MF_DIR)/losses.png $(MF_DIR)/latent-10.png $(MF_DIR)/latent-12.png \
              $(MF_DIR)/paths-9-4.png $(MF_DIR)/paths-9-4-strips.png
 
 .PHONY: mnist-fuzzy FORCE
@@ -106,6 +108,11 @@ $(MF_DIR)/latent-12.png: $(MF_DIR)/latent-12.npy $(MF_DIR)/terms-12.json | $(FZ)
 $(MF_DIR)/curves.png: $(MF_DIR)/m10-s$(MF_FIRST).st $(MF_DIR)/m12-s$(MF_FIRST).st | $(FZ)/fz-plot
 	$(FZ)/fz-plot lines -x epoch -y val_accuracy,accuracy -L "10 classes validation,10 classes training,12 outputs validation,12 outputs training" \
 	  --ylabel "accuracy (largest class membership)" -t "Accuracy per epoch (seed $(MF_FIRST))" \
+	  $(MF_DIR)/m10-s$(MF_FIRST).log.tsv $(MF_DIR)/m12-s$(MF_FIRST).log.tsv $@
+
+$(MF_DIR)/losses.png: $(MF_DIR)/m10-s$(MF_FIRST).st $(MF_DIR)/m12-s$(MF_FIRST).st | $(FZ)/fz-plot
+	$(FZ)/fz-plot lines -x epoch -y loss,val_loss -L "10 classes training,10 classes validation,12 outputs training,12 outputs validation" \
+	  --ylabel "loss per image (recon + beta KL + gamma fuzzy)" -t "Loss per epoch (seed $(MF_FIRST))" \
 	  $(MF_DIR)/m10-s$(MF_FIRST).log.tsv $(MF_DIR)/m12-s$(MF_FIRST).log.tsv $@
 
 # Paths from a 9 to a 4 in the 12-output latent space, waypoints from the terms' centres
