@@ -13,7 +13,7 @@ static const char *prog = "fz-info";
 
 static void usage(FILE *to)
 {
-    fprintf(to, "usage: %s [-H] [-n rows] [-w values] [file ...]\n", prog);
+    fprintf(to, "usage: %s [-H] [-n rows] [-w values] [-t fields] [file ...]\n", prog);
 }
 
 static void help(long nrows, long width)
@@ -25,6 +25,9 @@ static void help(long nrows, long width)
            "  -n rows    rows to print (default %ld; 0 prints none)\n"
            "  -w values  values printed per field and row before '...' (default %ld)\n"
            "  -H         header only: metadata and fields, no scan of the rows\n"
+           "  -t fields  instead, every row as a line of tab-separated values of these\n"
+           "             fields (comma-separated; an array field gives one column per\n"
+           "             value, named field[i]), after a header line\n"
            "  -h         this help\n\n"
            "With no file, or '-', reads standard input. Exit 0 ok, 1 bad stream, 2 usage.\n",
            nrows, width);
@@ -68,6 +71,86 @@ static void print_row(const fz_schema *s, const unsigned char *row, long width)
         putchar(']');
     }
     putchar('\n');
+}
+
+/* A text field's bytes, up to its first NUL, with tabs and line ends as spaces. */
+static void put_text(const char *p, size_t n)
+{
+    for (size_t i = 0; i < n && p[i]; i++)
+        putchar(p[i] == '\t' || p[i] == '\n' || p[i] == '\r' ? ' ' : p[i]);
+}
+
+/* -t: the named fields of every row as TSV, with a header line. */
+static int tsv(const char *path, const char *list)
+{
+    fz_err err;
+    fz_reader *r = fz_reader_open(path, &err);
+    if (!r) {
+        fprintf(stderr, "%s: %s\n", prog, err.msg);
+        return 1;
+    }
+    const fz_schema *s = fz_reader_schema(r);
+    int pick[FZ_MAX_FIELDS], npick = 0;
+    for (const char *p = list; *p;) {
+        size_t n = strcspn(p, ",");
+        int k = 0;
+        while (k < s->nfields && (strlen(s->field[k].name) != n || memcmp(s->field[k].name, p, n)))
+            k++;
+        if (k == s->nfields || npick == FZ_MAX_FIELDS) {
+            fprintf(stderr, "%s: %s: no field '%.*s'\n", prog, fz_reader_name(r), (int)n, p);
+            fz_reader_close(r);
+            return 1;
+        }
+        pick[npick++] = k;
+        p += n + (p[n] == ',');
+    }
+    for (int j = 0; j < npick; j++) {
+        const fz_field *f = &s->field[pick[j]];
+        if (f->ndim == 0 || f->type == FZ_BYTES)
+            printf("%s%s", j ? "\t" : "", f->name);
+        else
+            for (size_t i = 0; i < f->count; i++) printf("%s%s[%zu]", j || i ? "\t" : "", f->name, i);
+    }
+    putchar('\n');
+    size_t batch = s->row_size ? ((size_t)1 << 20) / s->row_size : 1024;
+    if (batch < 1) batch = 1;
+    unsigned char *buf = malloc(batch * s->row_size + 1);
+    if (!buf) {
+        fprintf(stderr, "%s: out of memory\n", prog);
+        fz_reader_close(r);
+        return 1;
+    }
+    long n;
+    while ((n = fz_reader_read(r, buf, batch, &err)) > 0 && !ferror(stdout)) {
+        for (long i = 0; i < n; i++) {
+            const unsigned char *row = buf + (size_t)i * s->row_size;
+            for (int j = 0; j < npick; j++) {
+                const fz_field *f = &s->field[pick[j]];
+                if (j) putchar('\t');
+                if (f->type == FZ_BYTES) {
+                    put_text((const char *)row + f->offset, f->elem_size);
+                    continue;
+                }
+                for (size_t v = 0; v < f->count; v++) {
+                    if (v) putchar('\t');
+                    double x = fz_field_get(f, row, v);
+                    if (f->type == FZ_F4 || f->type == FZ_F8)
+                        printf("%.9g", x);
+                    else
+                        printf("%.0f", x);
+                }
+            }
+            putchar('\n');
+        }
+    }
+    free(buf);
+    int rc = 0;
+    if (n < 0) {
+        fprintf(stderr, "%s: %s\n", prog, err.msg);
+        rc = 1;
+    }
+    fz_reader_close(r);
+    return rc;
 }
 
 static int info(const char *path, int header_only, long nrows, long width)
@@ -153,13 +236,21 @@ int main(int argc, char **argv)
 {
     long nrows = 5, width = 8;
     int header_only = 0, c;
+    const char *tsv_fields = NULL;
     fz_err err;
     signal(SIGPIPE, SIG_IGN);
     opterr = 0; /* our own one-line usage message instead of getopt's */
-    while ((c = getopt(argc, argv, "hHn:w:")) != -1) {
+    while ((c = getopt(argc, argv, "hHn:w:t:")) != -1) {
         switch (c) {
         case 'h': help(nrows, width); return 0;
         case 'H': header_only = 1; break;
+        case 't':
+            if (!*optarg) {
+                fprintf(stderr, "%s: -t: no field named\n", prog);
+                return 2;
+            }
+            tsv_fields = optarg;
+            break;
         case 'n':
             if (fz_parse_long(optarg, 0, 1000000000, &nrows, "-n", &err)) goto bad;
             break;
@@ -170,10 +261,18 @@ int main(int argc, char **argv)
         }
     }
     int rc = 0;
-    if (optind == argc) rc = info(NULL, header_only, nrows, width);
-    for (int i = optind; i < argc; i++) {
-        if (i > optind) putchar('\n');
-        rc |= info(argv[i], header_only, nrows, width);
+    if (tsv_fields) {
+        if (argc - optind > 1) {
+            fprintf(stderr, "%s: -t takes one stream\n", prog);
+            return 2;
+        }
+        rc = tsv(optind < argc ? argv[optind] : NULL, tsv_fields);
+    } else {
+        if (optind == argc) rc = info(NULL, header_only, nrows, width);
+        for (int i = optind; i < argc; i++) {
+            if (i > optind) putchar('\n');
+            rc |= info(argv[i], header_only, nrows, width);
+        }
     }
     if (fflush(stdout) || ferror(stdout)) {
         if (fz_errno_code(errno) == FZ_EPIPE) return rc;

@@ -17,6 +17,19 @@ grep -qE '^  x +f4 +\(1, 2, 3\) +0 +16 ' "$T/out" || fail "x stats: $(grep '^  x
 expect_exit 0 fz-info -H - <"$T/s.npy"
 grep -q '^rows:' "$T/out" && fail "-H must not scan rows"
 
+# -t: the rows as TSV, one column per value; the same values as the summary's statistics.
+expect_exit 0 fz-info -t id,x "$T/s.npy"
+[ "$(head -n 1 "$T/out")" = "$(printf 'id\tx[0]\tx[1]\tx[2]\tx[3]\tx[4]\tx[5]')" ] ||
+    fail "-t header: $(head -n 1 "$T/out")"
+[ "$(wc -l <"$T/out")" = 24 ] || fail "-t printed $(wc -l <"$T/out") lines, expected 24"
+awk -F'\t' 'NR > 1 { for (i = 2; i <= 7; i++) { if (min == "" || $i < min) min = $i; if ($i > max) max = $i } }
+             END { exit !(min == 0 && max == 16) }' "$T/out" || fail "-t values outside the summary's 0 to 16"
+fz-info -t x - <"$T/s.npy" | cmp -s - <(cut -f2- "$T/out") || fail "-t x differs from the x columns of -t id,x"
+expect_exit 1 fz-info -t id,nope "$T/s.npy"
+expect_err "s.npy: no field 'nope'"
+expect_exit 2 fz-info -t id "$T/s.npy" "$T/s.npy"
+expect_err "-t takes one stream"
+
 # Bad streams: one line naming the file, exit 1.
 expect_exit 1 fz-info "$T/missing.npy"
 expect_err "missing.npy: No such file"
