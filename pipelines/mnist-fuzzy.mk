@@ -14,10 +14,10 @@
 #                   KL and fuzzy terms), the same runs
 #   latent-10.png   test digits in the latent space and each term's domain (membership >= 1/2)
 #   latent-12.png   the same with 12 outputs: the loop and open domains cover their digits
-#   paths-9-4.png   the 12-output latent space with two paths from a 9 to a 4: the straight
-#                   line between the two terms' centres, and a path through the centres of
-#                   the loop and the open domains, where each attribute is surest (the grey
-#                   ellipses are those two domains)
+#   paths-9-4.png   the 12-output latent space with two paths from a test 9 to a test 4: one
+#                   between a 9 and a 4 on either side of the loop/open boundary, one between
+#                   a 9 and a 4 far from it, deep in their domains (the grey ellipses are the
+#                   loop and open domains; how they are chosen is below)
 #   paths-9-4-strips.png  the images the decoder draws along both paths
 #
 # How the settings were chosen, on the validation split only (6,000 training digits held out;
@@ -115,33 +115,50 @@ $(MF_DIR)/losses.png: $(MF_DIR)/m10-s$(MF_FIRST).st $(MF_DIR)/m12-s$(MF_FIRST).s
 	  --ylabel "loss per image (recon + beta KL + gamma fuzzy)" -t "Loss per epoch (seed $(MF_FIRST))" \
 	  $(MF_DIR)/m10-s$(MF_FIRST).log.tsv $(MF_DIR)/m12-s$(MF_FIRST).log.tsv $@
 
-# Paths from a 9 to a 4 in the 12-output latent space, waypoints from the terms' centres
-# (the 'centre' lines of fz-fuzzy --terms): the straight line 9 -> 4, and 9 -> the loop
-# domain's centre -> the open domain's centre -> 4.
-$(MF_DIR)/paths-9-4.txt: $(MF_DIR)/m12-s$(MF_FIRST).st | $(FZ)/fz-fuzzy
-	$(FZ)/fz-fuzzy -i $< --terms | awk '/^term / { name = $$3; gsub("\x27", "", name) } \
-	  /^  centre/ { c[name] = $$2 "," $$3 } \
-	  END { if (!("9" in c) || !("4" in c) || !("loop" in c) || !("open" in c)) exit 1; \
-	        print c["9"] ":" c["4"]; print c["9"] ":" c["loop"] ":" c["open"] ":" c["4"] }' > $@.tmp
+# Paths from a 9 to a 4 in the 12-output latent space, between test digits chosen by their
+# loop and open memberships (m_loop, m_open; only digits the model classifies right):
+#   near the boundary  the 9 with the smallest m_loop - m_open > 0 and the 4 with the
+#                      smallest m_open - m_loop > 0: the two sides of the loop/open boundary
+#   far from it        the 9 with the largest m_loop - m_open + m_9 and the 4 with the
+#                      largest m_open - m_loop + m_4: deep inside their domains
+# paths-9-4.tsv: per path its name, the two ids and the two codes (mu).
+$(MF_DIR)/scored-12.npy: $(MF_DIR)/latent-12.npy $(MF_DIR)/m12-s$(MF_FIRST).st | $(FZ)/fz-fuzzy
+	$(FZ)/fz-fuzzy -i $(MF_DIR)/m12-s$(MF_FIRST).st -o $@ $<
+$(MF_DIR)/paths-9-4.tsv: $(MF_DIR)/scored-12.npy | $(FZ)/fz-info
+	$(FZ)/fz-info -t id,label,pred,mu,membership $< | awk -F'\t' ' \
+	  NR == 1 { for (i = 1; i <= NF; i++) col[$$i] = i; next } \
+	  { id = $$col["id"]; lo = $$col["membership[10]"]; op = $$col["membership[11]"]; \
+	    xy = $$col["mu[0]"] " " $$col["mu[1]"] } \
+	  $$col["label"] == 9 && $$col["pred"] == 9 { d = lo - op; \
+	    if (d > 0 && (n9 == "" || d < dn9)) { n9 = id; dn9 = d; pn9 = xy } \
+	    f = d + $$col["membership[9]"]; if (f9 == "" || f > df9) { f9 = id; df9 = f; pf9 = xy } } \
+	  $$col["label"] == 4 && $$col["pred"] == 4 { d = op - lo; \
+	    if (d > 0 && (n4 == "" || d < dn4)) { n4 = id; dn4 = d; pn4 = xy } \
+	    f = d + $$col["membership[4]"]; if (f4 == "" || f > df4) { f4 = id; df4 = f; pf4 = xy } } \
+	  END { if (n9 == "" || n4 == "" || f9 == "" || f4 == "") exit 1; \
+	        printf "near\t%s\t%s\t%s\t%s\n", n9, n4, pn9, pn4; \
+	        printf "far\t%s\t%s\t%s\t%s\n", f9, f4, pf9, pf4 }' > $@.tmp
 	mv $@.tmp $@
-$(MF_DIR)/path-%.npy: $(MF_DIR)/paths-9-4.txt $(MF_DIR)/m12-s$(MF_FIRST).st | $(FZ)/fz-decode
-	$(FZ)/fz-decode -i $(MF_DIR)/m12-s$(MF_FIRST).st --path $$(sed -n $*p $<) \
-	  --steps $(if $(filter 1,$*),15,5) -o $@
-$(MF_DIR)/paths-9-4.png: $(MF_DIR)/latent-12.npy $(MF_DIR)/terms-12.json $(MF_DIR)/paths-9-4.txt | $(FZ)/fz-plot
-	tr ':,' '\n ' < $(MF_DIR)/paths-9-4.txt | awk 'NR == 3 { print "" } { print }' > $@.path
+# path-1 (near), path-2 (far): 11 decoded steps between the two codes
+$(MF_DIR)/path-%.npy: $(MF_DIR)/paths-9-4.tsv $(MF_DIR)/latent-12.npy $(MF_DIR)/m12-s$(MF_FIRST).st | $(FZ)/fz-decode
+	$(FZ)/fz-decode -i $(MF_DIR)/m12-s$(MF_FIRST).st \
+	  --between $$(awk -F'\t' 'NR == $* { print $$2 "," $$3 }' $<) --steps 11 -o $@ $(MF_DIR)/latent-12.npy
+$(MF_DIR)/paths-9-4.png: $(MF_DIR)/latent-12.npy $(MF_DIR)/terms-12.json $(MF_DIR)/paths-9-4.tsv | $(FZ)/fz-plot
+	awk -F'\t' '{ if (NR > 1) print ""; print $$4; print $$5 }' $(MF_DIR)/paths-9-4.tsv > $@.path
 	$(FZ)/fz-plot scatter -f mu -c label --ellipses $(MF_DIR)/terms-12.json --path $@.path \
-	  -t "Two paths from a 9 to a 4: straight, and through the loop and open centres" $< $@
+	  -t "From a 9 to a 4: across the loop/open boundary near it, and far from it" $< $@
 	rm -f $@.path
 $(MF_DIR)/paths-9-4-strips.png: $(MF_DIR)/path-1.npy $(MF_DIR)/path-2.npy | $(FZ)/fz-plot
-	$(FZ)/fz-plot strips -f xhat -f xhat --cols 15 --scale 3 \
-	  -L "straight 9 to 4,via loop and open centres" $^ $@
+	$(FZ)/fz-plot strips -f xhat -f xhat --cols 11 --scale 3 \
+	  -L "9 to 4 near the loop/open boundary,9 to 4 far from it" $^ $@
 
 # Models, streams and the terms' geometry are made by pattern rules: keep them (make would
 # remove them as intermediate files at the end), and do not remake one that is missing while
 # what was made from it is up to date.
 .SECONDARY: $(MF_MODELS) $(MF_DATA) $(MF_DIR)/tr.npy $(MF_DIR)/va.npy $(MF_DIR)/te.npy \
             $(MF_DIR)/latent-10.npy $(MF_DIR)/latent-12.npy $(MF_DIR)/terms-10.json \
-            $(MF_DIR)/terms-12.json $(MF_DIR)/path-1.npy $(MF_DIR)/path-2.npy
+            $(MF_DIR)/terms-12.json $(MF_DIR)/path-1.npy $(MF_DIR)/path-2.npy \
+            $(MF_DIR)/scored-12.npy
 
 $(MF_DIR)/summary.md: $(MF_METRICS) $(MF_PICS) pipelines/mnist-fuzzy.mk pipelines/mnist-fuzzy-summary.sh
 	@bash pipelines/mnist-fuzzy-summary.sh $(MF_DIR) "$(MF_SEEDS)" "$(MF_TRAIN) -m $(MF_EPOCHS)" > $@.tmp
