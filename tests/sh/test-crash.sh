@@ -51,13 +51,25 @@ else
     cc -std=c11 -Wall -Wextra -Werror -O2 -shared -fPIC -o "$T/shim.so" "$FZ_ROOT/tests/faultshim.c" \
         -ldl 2>"$T/cc.err" && SHIM=(env "LD_PRELOAD=$T/shim.so") && shim_ok=1
 fi
+# shim ARGS...: the command under the shim, stderr to $T/err. ASan's check of the preload
+# order still misfires now and then under load (exit 1, 'ASan runtime does not come
+# first', before main: nothing is written): that run says nothing of fz, and is made once more.
+shim() {
+    "${SHIM[@]}" "$@" 2>"$T/err"
+    local rc=$?
+    if grep -q 'ASan runtime does not come first' "$T/err"; then
+        "${SHIM[@]}" "$@" 2>"$T/err"
+        rc=$?
+    fi
+    return $rc
+}
 exact=0
 if [ $shim_ok = 1 ]; then
     for at in open:1 write:3 fsync:1 fsync+:1 close+:1 rename:1 rename+:1 \
               open:2 write:30 fsync:2 fsync+:2 close+:2 rename:2 rename+:2 rename:$E rename+:$E; do
         d="$T/x$exact"; mkdir "$d"
-        "${SHIM[@]}" FZ_SHIM_KILL_AT=$at FZ_SHIM_LOG="$d/log" \
-            "${TRAIN[@]}" -o "$d/m.st" "$T/train.npy" 2>"$T/err"
+        shim FZ_SHIM_KILL_AT=$at FZ_SHIM_LOG="$d/log" \
+            "${TRAIN[@]}" -o "$d/m.st" "$T/train.npy"
         rc=$?
         [ $rc = 137 ] || fail "kill at $at: exit $rc, expected 137 (SIGKILL): $(head -c 300 "$T/err")"
         tail -n 1 "$d/log" | grep -qx "kill ${at%:*}" || fail "kill at $at: the shim did not fire: $(tail -n 2 "$d/log")"
@@ -81,8 +93,8 @@ if [ $shim_ok = 1 ]; then
 
     # a signal during a save, and a second one right after: the save completes first
     d="$T/sig-save"; mkdir "$d"
-    "${SHIM[@]}" FZ_SHIM_KILL_AT=fsync:2:INT,rename:2:TERM \
-        "${TRAIN[@]}" -o "$d/m.st" "$T/train.npy" 2>"$T/err"
+    shim FZ_SHIM_KILL_AT=fsync:2:INT,rename:2:TERM \
+        "${TRAIN[@]}" -o "$d/m.st" "$T/train.npy"
     rc=$?
     [ $rc = 130 ] || fail "SIGINT while saving: exit $rc, expected 130 ($(cat "$T/err"))"
     expect_err "stopped by SIGINT; .*m\.st keeps the checkpoint of epoch 2$"

@@ -47,7 +47,18 @@ else
         -ldl 2>"$T/cc.err" || skip "the fault shim did not build: $(head -c 200 "$T/cc.err")"
     SHIM=(env "LD_PRELOAD=$T/shim.so")
 fi
-shim() { "${SHIM[@]}" "$@"; }
+# ASan's check of that order still misfires now and then under load (exit 1 with 'ASan
+# runtime does not come first'): that run says nothing of fz, and is made once more.
+shim() {
+    "${SHIM[@]}" "$@" 2>"$T/shim.err"
+    local rc=$?
+    if grep -q 'ASan runtime does not come first' "$T/shim.err"; then
+        "${SHIM[@]}" "$@" 2>"$T/shim.err"
+        rc=$?
+    fi
+    cat "$T/shim.err" >&2
+    return $rc
+}
 
 mkdir "$T/d"
 expect_exit 0 "${TRAIN[@]}" -m 1 -o "$T/d/m.st" "$T/train.npy"
