@@ -44,7 +44,7 @@ AL_TAKE       ?= $(or $(TAKE),$(if $(AL_QUICK),12000))
 AL_LABELS     ?= $(or $(LABELS),1000)
 AL_KNN        ?= $(or $(KNN),5)
 AL_FC_EPOCHS  ?= $(if $(AL_QUICK),2,8)
-AL_FC_GAMMA   ?= 5
+AL_FC_GAMMA   ?= 20
 AL_FC_BETA    ?= 0.0357
 AL_FLIP       ?= $(or $(FLIP),0.1)
 AL_NOISY      ?= $(if $(AL_QUICK),100,500)
@@ -100,7 +100,7 @@ $(AL)/dae.st: $(AL)/train.npy $(AL)/valid.npy
 
 $(AL)/fc.st: $(AL)/train-labels.npy
 	$(FZ)/fz-train -a fcvae-mlp --gamma $(AL_FC_GAMMA) --beta $(AL_FC_BETA) -m $(AL_FC_EPOCHS) \
-	  -s $(AL_SEED) -R -l $(AL)/fc-log.tsv -o $@.ckpt $<
+	  --schedule cos:$(AL_FC_EPOCHS):0 -s $(AL_SEED) -R -l $(AL)/fc-log.tsv -o $@.ckpt $<
 	mv $@.ckpt $@
 
 # The same with the fuzzy loss averaged over the labeled rows of a batch instead of all of
@@ -108,7 +108,7 @@ $(AL)/fc.st: $(AL)/train-labels.npy
 # and the demo's per-batch mean weakens their loss about 50 times.
 $(AL)/fcl.st: $(AL)/train-labels.npy
 	$(FZ)/fz-train -a fcvae-mlp --gamma $(AL_FC_GAMMA) --beta $(AL_FC_BETA) --fuzzy-norm labeled \
-	  -m $(AL_FC_EPOCHS) -s $(AL_SEED) -R -l $(AL)/fcl-log.tsv -o $@.ckpt $<
+	  -m $(AL_FC_EPOCHS) --schedule cos:$(AL_FC_EPOCHS):0 -s $(AL_SEED) -R -l $(AL)/fcl-log.tsv -o $@.ckpt $<
 	mv $@.ckpt $@
 
 # --- reconstructions and interpolation ---
@@ -223,7 +223,7 @@ $(AL)/summary.md: $(AL)/test-recon.tsv $(AL)/semi.tsv $(AL)/denoise.tsv $(AL_PIC
 	   echo "Test reconstructions (k = $(AL_LATENT), 10,000 digits): MSE $$(v mse), PSNR $$(v psnr) dB (mean per image $$(v psnr_rows) dB)."; echo; \
 	   echo "## Semi-supervised: $(AL_LABELS) labels"; echo; \
 	   echo "Labels of $(AL_LABELS) training digits (fz-mask --labeled-count $(AL_LABELS) --stratify -s 1);"; \
-	   echo "the fuzzy CVAE as in pipelines/demo.mk (fcvae-mlp, fuzzy weight $(AL_FC_GAMMA), KL weight $(AL_FC_BETA),"; \
+	   echo "the fuzzy CVAE as in pipelines/demo.mk (fcvae-mlp, fuzzy weight $(AL_FC_GAMMA), KL weight $(AL_FC_BETA), cosine schedule,"; \
 	   echo "$(AL_FC_EPOCHS) epochs) trained on the same rows with only these labels; the last row averages its"; \
 	   echo "fuzzy loss over the labeled rows of a batch (--fuzzy-norm labeled). Accuracy on the 10,000 test digits:"; echo; \
 	   tab $(AL)/semi.tsv; echo; \

