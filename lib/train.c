@@ -20,9 +20,10 @@ void fz_train_defaults(fz_train_conf *c, const char *preset, fz_model_kind kind)
     c->gamma = 1;
     c->fuzzy_norm = FZ_MASK_PER_BATCH;
     int article = preset && (strcmp(preset, "vae-conv") == 0 ||
-                             strcmp(preset, "fcvae-conv") == 0 || strcmp(preset, "fcvae-mlp") == 0);
+                             strcmp(preset, "fcvae-conv") == 0 || strcmp(preset, "fcvae-mlp") == 0 ||
+                             strcmp(preset, "fcvae-wide") == 0);
     if (article) {
-        /* The fuzzy-CVAE article's settings (fcvae-mlp takes them for its MLP network). */
+        /* The fuzzy-CVAE article's settings (fcvae-mlp and fcvae-wide take them for their MLPs). */
         c->batch = 256;
         c->opt = fz_opt_defaults(FZ_OPT_ADAMW);
         c->opt.weight_decay = 1e-2;

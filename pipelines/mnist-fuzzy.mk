@@ -5,6 +5,7 @@
 #   make mnist-fuzzy                     seeds 0 1 2, 20 epochs each (about 20 min on 2 cores)
 #   make mnist-fuzzy QUICK=1             5 epochs, into results/mnist-fuzzy-quick/
 #   make mnist-fuzzy SEEDS="0 1 2 3 4" EPOCHS=30 LATENT=2 GAMMA=20
+#   make mnist-fuzzy ARCH=fcvae-wide     the 512-256 network, into results/mnist-fuzzy-fcvae-wide/
 #
 # Outputs in results/mnist-fuzzy/ (results/mnist-fuzzy-quick/ with QUICK=1): the streams, one
 # model, training log (TSV) and test metrics per setting and seed, summary.md (the accuracy
@@ -26,7 +27,8 @@
 # gets its final name only when its last epoch is done. Changing EPOCHS, LATENT, GAMMA or
 # BETA retrains (the models depend on config.txt, rewritten only when the settings change).
 
-MF_DIR    := results/mnist-fuzzy$(if $(filter 1,$(QUICK)),-quick)
+MF_ARCH   := $(or $(ARCH),fcvae-mlp)
+MF_DIR    := results/mnist-fuzzy$(if $(filter-out fcvae-mlp,$(MF_ARCH)),-$(MF_ARCH))$(if $(filter 1,$(QUICK)),-quick)
 MF_SEEDS  := $(or $(SEEDS),0 1 2)
 MF_EPOCHS := $(or $(EPOCHS),$(if $(filter 1,$(QUICK)),5,20))
 MF_LATENT := $(or $(LATENT),2)
@@ -35,7 +37,8 @@ MF_BETA   := $(or $(BETA),0.0357)
 MF_FIRST  := $(firstword $(MF_SEEDS))
 # fcvae-mlp: the MLP VAE with one Gaussian term per output on mu, class terms started on a
 # circle of radius 2 (attribute terms over their classes); a cosine learning-rate schedule.
-MF_TRAIN   = -a fcvae-mlp -z $(MF_LATENT) --gamma $(MF_GAMMA) --beta $(MF_BETA) \
+# ARCH=fcvae-wide: the same twice as wide (fz-train(1)).
+MF_TRAIN   = -a $(MF_ARCH) -z $(MF_LATENT) --gamma $(MF_GAMMA) --beta $(MF_BETA) \
              --schedule cos:$(MF_EPOCHS):0
 MF_MODELS  = $(foreach k,10 12 10h,$(foreach s,$(MF_SEEDS),$(MF_DIR)/m$(k)-s$(s).st))
 MF_METRICS = $(MF_MODELS:.st=.test.tsv)
