@@ -55,7 +55,8 @@ static void help(void)
         "(default: standard input). After every epoch the model, with the optimiser state, is\n"
         "written atomically to the output file, so an interrupted run loses at most an epoch.\n"
         "\nModel:\n"
-        "  -a arch      preset (ae-mlp, vae-mlp, vae-conv), a file holding a description,\n"
+        "  -a arch      preset (ae-mlp, vae-mlp, vae-conv, fcvae-mlp, fcvae-wide, fcvae-conv,\n"
+        "               vaec-mlp), a file holding a description,\n"
         "               or the description itself (see fz-train(1)); default vae-mlp\n"
         "  -z latent    latent size of a preset (default: the preset's)\n"
         "  -i model     start from this model's weights (fine-tuning)\n"
@@ -267,7 +268,8 @@ static char *arch_text(const char *a, int latent, fz_err *err)
     FILE *f = fopen(a, "r");
     if (!f) {
         fz_fail(err, FZ_EUSAGE,
-                "-a %s: not a preset (ae-mlp, vae-mlp, vae-conv), a description or a readable file",
+                "-a %s: not a preset (ae-mlp, vae-mlp, vae-conv, fcvae-mlp, fcvae-wide, fcvae-conv, "
+                "vaec-mlp), a description or a readable file",
                 a);
         return NULL;
     }
