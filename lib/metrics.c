@@ -449,7 +449,9 @@ int fz_knn_add(fz_knn *kn, const float *x, int label, fz_err *err)
     return 0;
 }
 
-int fz_knn_predict(fz_knn *kn, const float *q)
+/* The k nearest reference rows of q (d,) into best_d, best_i, ascending by (distance,
+ * index); returns how many (min(k, n)). */
+static size_t knn_search(fz_knn *kn, const float *q)
 {
     size_t d = kn->d, m = 0; /* m: neighbours held in best_*, ascending by (distance, index) */
     size_t k = (size_t)kn->k;
@@ -471,6 +473,12 @@ int fz_knn_predict(fz_knn *kn, const float *q)
         kn->best_d[pos] = dist;
         kn->best_i[pos] = r;
     }
+    return m;
+}
+
+int fz_knn_predict(fz_knn *kn, const float *q)
+{
+    size_t m = knn_search(kn, q);
     if (!m) return -1;
     memset(kn->votes, 0, (size_t)kn->nclasses * sizeof *kn->votes);
     for (size_t i = 0; i < m; i++) kn->votes[kn->y[kn->best_i[i]]]++;
@@ -481,4 +489,10 @@ int fz_knn_predict(fz_knn *kn, const float *q)
         if (kn->votes[c] > kn->votes[best]) best = c;
     }
     return best;
+}
+
+double fz_knn_kth_dist(fz_knn *kn, const float *q)
+{
+    size_t m = knn_search(kn, q);
+    return m ? sqrt(kn->best_d[m - 1]) : NAN;
 }

@@ -210,5 +210,11 @@ int fz_knn_add(fz_knn *kn, const float *x, int label, fz_err *err);
 /* The class voted for the query q (d,); -1 without reference rows. Uses the scratch of kn,
  * so one fz_knn serves one thread. With fewer than k reference rows all of them vote. */
 int fz_knn_predict(fz_knn *kn, const float *q);
+/* A k-NN density score of q (d,): the Euclidean distance (not squared) to its k-th nearest
+ * reference row, the radius of the smallest ball around q holding k of them. The density
+ * there is about k / (n * volume of that ball), so a larger distance means a lower density,
+ * whatever the shape of the reference cloud (rings, several clusters). With fewer than k
+ * reference rows, the distance to the farthest; NaN without any. Same scratch as above. */
+double fz_knn_kth_dist(fz_knn *kn, const float *q);
 
 #endif

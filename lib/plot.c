@@ -452,3 +452,77 @@ void fz_legend_draw(fz_canvas *c, int x, int y, const fz_legend_item *items, int
         fz_draw_text(c, x + LG_PAD + LG_SAMPLE + LG_GAP, ry, items[i].name, 1, 0, INK);
     }
 }
+
+/* ---- legend placement ---- */
+
+/* Length in pixels of the segment p0-p1 inside the rectangle [x0, x1] x [y0, y1]
+ * (Liang-Barsky clipping: the parameter range t in [0, 1] left inside every edge). */
+static double clipped_length(double px0, double py0, double px1, double py1, double x0,
+                             double y0, double x1, double y1)
+{
+    double dx = px1 - px0, dy = py1 - py0, t0 = 0, t1 = 1;
+    double p[4] = {-dx, dx, -dy, dy}, q[4] = {px0 - x0, x1 - px0, py0 - y0, y1 - py0};
+    for (int i = 0; i < 4; i++) {
+        if (p[i] == 0) {
+            if (q[i] < 0) return 0; /* parallel to this edge and outside it */
+            continue;
+        }
+        double t = q[i] / p[i];
+        if (p[i] < 0) {
+            if (t > t0) t0 = t;
+        } else if (t < t1) {
+            t1 = t;
+        }
+        if (t0 > t1) return 0;
+    }
+    return (t1 - t0) * hypot(dx, dy);
+}
+
+double fz_series_cover(const fz_axes *a, const fz_xy *s, int ns, double x0, double y0,
+                       double x1, double y1)
+{
+    double cover = 0;
+    for (int k = 0; k < ns; k++) {
+        size_t st = s[k].stride ? s[k].stride : 1;
+        double qx = NAN, qy = NAN; /* the previous point in pixels, NaN after a break */
+        int alone = 0;             /* the previous point has no drawn neighbour so far */
+        for (size_t i = 0; i <= s[k].n; i++) {
+            double px = NAN, py = NAN;
+            if (i < s[k].n) {
+                px = fz_axes_px(a, s[k].x[i * st]);
+                py = fz_axes_py(a, s[k].y[i * st]);
+            }
+            int ok = isfinite(px) && isfinite(py);
+            if (ok && isfinite(qx)) {
+                cover += clipped_length(qx, qy, px, py, x0, y0, x1, y1);
+                alone = 0;
+            } else if (alone && qx >= x0 && qx <= x1 && qy >= y0 && qy <= y1) {
+                cover += 1; /* an isolated point: drawn as a dot at most */
+            }
+            if (ok && !isfinite(qx)) alone = 1;
+            qx = ok ? px : NAN;
+            qy = ok ? py : NAN;
+        }
+    }
+    return cover;
+}
+
+double fz_legend_place(const fz_axes *a, int w, int h, const fz_xy *s, int ns, int *x, int *y)
+{
+    enum { INSET = 10, MARGIN = 6 };
+    int l = a->x0 + INSET, r = a->x1 - w - INSET, t = a->y0 + INSET, b = a->y1 - h - INSET;
+    int mx = (a->x0 + a->x1 - w) / 2, my = (a->y0 + a->y1 - h) / 2;
+    /* corners first (top right, top left, bottom right, bottom left), then the sides */
+    const int cx[8] = {r, l, r, l, mx, r, mx, l}, cy[8] = {t, t, b, b, t, my, b, my};
+    double best = INFINITY;
+    for (int c = 0; c < 8; c++) {
+        double cov = fz_series_cover(a, s, ns, cx[c] - MARGIN, cy[c] - MARGIN,
+                                     cx[c] + w + MARGIN, cy[c] + h + MARGIN);
+        if (cov < best) {
+            best = cov;
+            *x = cx[c];
+            *y = cy[c];
+        }
+    }
+    return best;
+}

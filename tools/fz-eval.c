@@ -3,7 +3,8 @@
  * (score, truth). Reads the stream once; classification and reconstruction are running
  * sums, anomaly metrics keep one (score, truth) pair of 8 bytes per row. With --knn the
  * predicted class is instead the vote of the nearest labeled rows of a reference stream,
- * which is held in memory (4 bytes per value of each labeled row). */
+ * which is held in memory (4 bytes per value of each labeled row); with --knn-score the
+ * anomaly score is the distance to the K-th nearest row of that stream (every row kept). */
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
@@ -21,7 +22,7 @@ static const char *usage_line =
     "usage: fz-eval [-h] [--classes] [--recon] [--anomaly] [--tsv | --json] [--pred FIELD] "
     "[--score FIELD] [--truth FIELD | --anomaly-classes LIST] [--threshold T] [--roc FILE] "
     "[--range R] [--per-feature] [--knn K --reference FILE [--field FIELD]] "
-    "[--recon-score | --norm-score FIELD] [file]";
+    "[--recon-score | --norm-score FIELD | --knn-score K --reference FILE] [file]";
 
 /* Scored rows kept for the anomaly metrics: 8 bytes each, so 16 GiB at this limit. */
 #define MAX_SCORED ((size_t)1 << 31)
@@ -39,6 +40,7 @@ static int opt_per_feature, opt_knn;
 static const char *opt_reference, *opt_field = "mu";
 static int opt_recon_score;           /* the anomaly score: each row's MSE of xhat against x */
 static const char *opt_norm_score;    /* or the squared norm of this vector field */
+static int opt_knn_score;             /* or the distance to the K-th nearest reference row */
 
 static void usage_msg(const char *fmt, const char *arg)
 {
@@ -68,8 +70,9 @@ static void help(void)
     printf("\nNearest neighbours (classification without a pred field; implies --classes):\n"
            "  --knn K              predict each row's class by the vote of the K nearest labeled\n"
            "                       rows of the reference (Euclidean on --field; default: off)\n"
-           "  --reference FILE     the labeled rows: label >= 0 and, if it has a field mask,\n"
-           "                       some mask value nonzero (default: none)\n"
+           "  --reference FILE     the reference rows; --knn uses the labeled ones: label >= 0\n"
+           "                       and, if it has a field mask, some mask value nonzero;\n"
+           "                       --knn-score uses them all (default: none)\n"
            "  --field FIELD        the field compared (default: %s)\n",
            opt_field);
     printf("\nAnomaly truth (either one; implies --anomaly):\n"
@@ -82,7 +85,11 @@ static void help(void)
            "  --roc FILE           write the ROC curve as TSV: fpr, tpr, threshold (default: none)\n"
            "  --recon-score        the score is each row's MSE of xhat against x, instead of --score\n"
            "  --norm-score FIELD   the score is the squared norm of the vector FIELD, e.g. sigmas\n"
-           "                       of fz-encode -c diag (default: --score)\n");
+           "                       of fz-encode -c diag (default: --score)\n"
+           "  --knn-score K        the score is the Euclidean distance from the row's --field to\n"
+           "                       the K-th nearest row of --reference (every row, labeled or\n"
+           "                       not): a k-NN density estimate, low density = high score\n"
+           "                       (default: off)\n");
     printf("\nOutput (default: a table):\n"
            "  --tsv                one metric per line: name<TAB>value, plus per-class rows\n"
            "  --json               one JSON object\n"
@@ -106,9 +113,10 @@ static unsigned char anom_class[FZ_METRICS_MAX_CLASSES];
 static char *roc_tmp;
 static fz_feat_acc feat;            /* --per-feature */
 static fz_knn kn;                   /* --knn: the labeled reference rows */
+static fz_knn ks;                   /* --knn-score: every reference row */
 static fz_reader *ref;              /* --reference while it is read */
 static float *qb;                   /* (D,) the --field of one row */
-static float *qb2;                  /* (D,) the --norm-score field of one row */
+static float *qb2;                  /* (D,) the --norm-score or --knn-score field of one row */
 
 static void cleanup(void)
 {
@@ -127,6 +135,7 @@ static void cleanup(void)
     free(qb2);
     fz_feat_free(&feat);
     fz_knn_free(&kn);
+    fz_knn_free(&ks);
     fz_reader_close(ref);
     for (int i = 0; i < nnames; i++) free(names[i]);
     free(names);
@@ -313,7 +322,9 @@ static void add_scored(float score, int truth)
 
 /* --knn: keep the labeled rows of the reference stream. A row is labeled when its label is
  * not -1 and, when the stream has a field mask (fz-mask's), some mask value is nonzero, so
- * that the encoded training stream of a partly labeled run serves as it is. */
+ * that the encoded training stream of a partly labeled run serves as it is. --knn-score
+ * keeps every row (the density of the training codes, whatever their labels) and needs no
+ * label field. */
 static void load_reference(const fz_field *qf)
 {
     fz_err err;
@@ -325,13 +336,14 @@ static void load_reference(const fz_field *qf)
     const fz_schema *s = fz_reader_schema(ref);
     int il = fz_schema_find(s, "label"), ix = fz_schema_find(s, opt_field),
         im = fz_schema_find(s, "mask");
-    if (il < 0 || ix < 0) {
-        fz_fail(&err, FZ_EDATA, "%s: no field '%s': the reference needs labels and the field "
-                "compared", name, il < 0 ? "label" : opt_field);
+    if ((opt_knn && il < 0) || ix < 0) {
+        fz_fail(&err, FZ_EDATA, "%s: no field '%s': the reference needs %sthe field compared",
+                name, ix < 0 ? opt_field : "label", opt_knn ? "labels and " : "");
         die(&err);
     }
-    const fz_field *fl = &s->field[il], *fx = &s->field[ix], *fm = im < 0 ? NULL : &s->field[im];
-    if (fl->type == FZ_BYTES || fl->count != 1 || fx->type == FZ_BYTES ||
+    const fz_field *fl = opt_knn ? &s->field[il] : NULL, *fx = &s->field[ix],
+                   *fm = im < 0 || !opt_knn ? NULL : &s->field[im];
+    if ((fl && (fl->type == FZ_BYTES || fl->count != 1)) || fx->type == FZ_BYTES ||
         (fm && fm->type == FZ_BYTES)) {
         fz_fail(&err, FZ_EDATA, "%s: fields label, %s and mask must hold numbers (label one per "
                 "row)", name, opt_field);
@@ -344,7 +356,8 @@ static void load_reference(const fz_field *qf)
                 fz_field_shape_str(qf, b, sizeof b));
         die(&err);
     }
-    if (fz_knn_init(&kn, fx->count, opt_knn, &err)) die(&err);
+    if (opt_knn && fz_knn_init(&kn, fx->count, opt_knn, &err)) die(&err);
+    if (opt_knn_score && fz_knn_init(&ks, fx->count, opt_knn_score, &err)) die(&err);
     size_t batch = s->row_size ? ((size_t)1 << 20) / s->row_size : 1024;
     if (batch < 1) batch = 1;
     if (!(buf = fz_malloc(batch * s->row_size + 1, &err))) die(&err);
@@ -356,6 +369,18 @@ static void load_reference(const fz_field *qf)
         for (long i = 0; i < n; i++) {
             const unsigned char *row = buf + (size_t)i * s->row_size;
             uint64_t rowno = first + (uint64_t)i;
+            fz_field_to_f32(fx, row, xr);
+            for (size_t j = 0; j < fx->count; j++)
+                if (!isfinite(xr[j])) {
+                    fz_fail(&err, FZ_EDATA, "%s: row %llu: %s[%zu] is %g, expected a finite number",
+                            name, (unsigned long long)rowno, opt_field, j, xr[j]);
+                    goto bad;
+                }
+            if (opt_knn_score && fz_knn_add(&ks, xr, 0, &err)) {
+                fz_err_prefix(&err, name);
+                goto bad;
+            }
+            if (!opt_knn) continue;
             double lv = fz_field_get(fl, row, 0);
             int labeled = lv != -1;
             if (labeled && fm) {
@@ -371,13 +396,6 @@ static void load_reference(const fz_field *qf)
                         (nnames ? nnames : FZ_METRICS_MAX_CLASSES) - 1);
                 goto bad;
             }
-            fz_field_to_f32(fx, row, xr);
-            for (size_t j = 0; j < fx->count; j++)
-                if (!isfinite(xr[j])) {
-                    fz_fail(&err, FZ_EDATA, "%s: row %llu: %s[%zu] is %g, expected a finite number",
-                            name, (unsigned long long)rowno, opt_field, j, xr[j]);
-                    goto bad;
-                }
             if (fz_knn_add(&kn, xr, (int)lv, &err)) {
                 fz_err_prefix(&err, name);
                 goto bad;
@@ -385,7 +403,11 @@ static void load_reference(const fz_field *qf)
         }
     }
     if (n < 0) goto bad;
-    if (kn.n == 0) {
+    if (opt_knn_score && ks.n == 0) {
+        fz_fail(&err, FZ_EDATA, "%s: no rows to measure distances to", name);
+        goto bad;
+    }
+    if (opt_knn && kn.n == 0) {
         fz_fail(&err, FZ_EDATA, "%s: no labeled rows to vote (label -1 or an all-zero mask "
                 "everywhere)", name);
         goto bad;
@@ -779,6 +801,7 @@ int main(int argc, char **argv)
         {"field", required_argument, 0, 'F'},
         {"recon-score", no_argument, 0, 'e'},
         {"norm-score", required_argument, 0, 'n'},
+        {"knn-score", required_argument, 0, 'K'},
         {0, 0, 0, 0},
     };
     fz_err err;
@@ -813,6 +836,13 @@ int main(int argc, char **argv)
             opt_knn = (int)v;
             break;
         }
+        case 'K': {
+            long v;
+            if (fz_parse_long(optarg, 1, FZ_KNN_MAX_K, &v, "--knn-score", &err))
+                usage_msg("%s", err.msg);
+            opt_knn_score = (int)v;
+            break;
+        }
         case 'f': opt_reference = optarg; break;
         case 'F': opt_field = optarg; break;
         case 'e': opt_recon_score = 1; break;
@@ -830,11 +860,15 @@ int main(int argc, char **argv)
         usage_msg("%s needs the anomaly truth: --truth FIELD or --anomaly-classes LIST",
                   opt_roc ? "--roc" : "--threshold");
     if (opt_knn && !opt_reference) usage_msg("--knn needs the labeled rows: --reference FILE%s", "");
-    if (opt_reference && !opt_knn) usage_msg("--reference is for --knn K%s", "");
-    if (opt_recon_score && opt_norm_score) usage_msg("--recon-score and --norm-score together%s", "");
-    if ((opt_recon_score || opt_norm_score) && !opt_truth && !opt_anomaly_classes)
+    if (opt_knn_score && !opt_reference)
+        usage_msg("--knn-score needs the rows to measure distances to: --reference FILE%s", "");
+    if (opt_reference && !opt_knn && !opt_knn_score)
+        usage_msg("--reference is for --knn K or --knn-score K%s", "");
+    if (!!opt_recon_score + !!opt_norm_score + !!opt_knn_score > 1)
+        usage_msg("more than one of --recon-score, --norm-score and --knn-score%s", "");
+    if ((opt_recon_score || opt_norm_score || opt_knn_score) && !opt_truth && !opt_anomaly_classes)
         usage_msg("%s needs the anomaly truth: --truth FIELD or --anomaly-classes LIST",
-                  opt_recon_score ? "--recon-score" : "--norm-score");
+                  opt_recon_score ? "--recon-score" : opt_norm_score ? "--norm-score" : "--knn-score");
     const char *in_path = optind < argc ? argv[optind] : "-";
 
     if (!(rd = fz_reader_open(in_path, &err))) die(&err);
@@ -872,7 +906,7 @@ int main(int argc, char **argv)
             die(&err);
         }
         qb = alloc_floats(f_q->count);
-        load_reference(f_q);
+        if (!opt_knn_score) load_reference(f_q);
         if (fz_confusion_init(&conf, nnames, &err)) die(&err);
     } else if (R.cls) {
         f_pred = need_field(s, opt_pred, "give a stream from fz-fuzzy, or name the predicted "
@@ -915,6 +949,15 @@ int main(int argc, char **argv)
             die(&err);
         }
         if (!(qb2 = alloc_floats(f_sx->count))) die(&err);
+    } else if (R.an && opt_knn_score) {
+        f_sx = need_field(s, opt_field, "give a stream from fz-encode, or name the field with --field");
+        if (f_sx->type == FZ_BYTES) {
+            fz_fail(&err, FZ_EDATA, "%s: field '%s' holds bytes, expected numbers",
+                    fz_reader_name(rd), opt_field);
+            die(&err);
+        }
+        qb2 = alloc_floats(f_sx->count);
+        load_reference(f_sx); /* and the labeled rows for --knn, in the same pass */
     } else if (R.an) {
         f_score = need_field(s, opt_score, "give a stream from fz-fuzzy, or name the score "
                                            "field with --score");
@@ -1018,11 +1061,13 @@ int main(int argc, char **argv)
                 } else if (f_sx) {
                     fz_field_to_f32(f_sx, row, qb2);
                     check_finite(qb2, f_sx->count, f_sx->name, rowno);
-                    sc = (float)fz_sq_norm(qb2, f_sx->count);
+                    sc = opt_knn_score ? (float)fz_knn_kth_dist(&ks, qb2)
+                                       : (float)fz_sq_norm(qb2, f_sx->count);
                 } else {
                     sc = (float)fz_field_get(f_score, row, 0);
                 }
-                if (isnan(sc)) row_fail(rowno, "%s is %g, expected a number", f_score->name, sc);
+                if (isnan(sc))
+                    row_fail(rowno, "%s is %g, expected a number", f_score ? f_score->name : "score", sc);
                 add_scored(sc, truth);
                 if (R.decision == 2) {
                     int flag = fz_field_get(f_flag, row, 0) != 0;

@@ -1146,6 +1146,32 @@ static void run_lines(char **in, int nin, const char *out)
         if (yhi < 1) yhi = 1;
     }
     set_range(&a, xlo, xhi, ylo, yhi, 0.04);
+    /* The legend where it hides the least of the lines (their segments, not only their
+     * points, and the diagonal); when every place inside would hide some, outside on the
+     * right, the plot area narrowed to make room. */
+    int show_legend = ni > 1 || opt_labels, lx = 0, ly = 0;
+    if (show_legend) {
+        fz_xy xy[65];
+        double dg[2] = {a.xmin < a.ymin ? a.xmin : a.ymin, a.xmax > a.ymax ? a.xmax : a.ymax};
+        for (int i = 0; i < ns; i++) {
+            table *t = &tabs[sr[i].tab];
+            xy[i] = (fz_xy){t->v + sr[i].xc, t->v + sr[i].yc, t->rows, (size_t)t->ncols};
+        }
+        int nxy = ns;
+        if (opt_diag && !opt_logy) xy[nxy++] = (fz_xy){dg, dg, 2, 1};
+        int lw, lh;
+        fz_legend_size(items, ni, &lw, &lh);
+        if (fz_legend_place(&a, lw, lh, xy, nxy, &lx, &ly) > 0) {
+            fz_axes b = layout(lw + 24);
+            if (b.x1 - b.x0 >= 200) {
+                b.logy = a.logy;
+                b.xmin = a.xmin, b.xmax = a.xmax, b.ymin = a.ymin, b.ymax = a.ymax;
+                a = b;
+                lx = a.x1 + 12;
+                ly = a.y0;
+            }
+        }
+    }
     chart_canvas();
     const table *t0 = &tabs[0];
     char yl[256] = "";
@@ -1196,28 +1222,7 @@ static void run_lines(char **in, int nin, const char *out)
                 if (!isnan(xs[r]) && !isnan(ys[r]))
                     fz_plot_marker(&cv, &a, xs[r], ys[r], 3.5, fz_palette(i));
     }
-    /* Legend in the corner of the plot area with the fewest points under it. */
-    if (ni > 1 || opt_labels) {
-        int lw, lh, best = 0;
-        fz_legend_size(items, ni, &lw, &lh);
-        size_t least = (size_t)-1;
-        int cx[4] = {a.x1 - lw - 10, a.x0 + 10, a.x1 - lw - 10, a.x0 + 10};
-        int cy[4] = {a.y0 + 10, a.y0 + 10, a.y1 - lh - 10, a.y1 - lh - 10};
-        for (int c = 0; c < 4; c++) {
-            size_t under = 0;
-            for (int i = 0; i < ns; i++) {
-                table *t = &tabs[sr[i].tab];
-                for (size_t r = 0; r < t->rows; r++) {
-                    double px = fz_axes_px(&a, t->v[r * t->ncols + sr[i].xc]);
-                    double py = fz_axes_py(&a, t->v[r * t->ncols + sr[i].yc]);
-                    if (px >= cx[c] - 6 && px <= cx[c] + lw + 6 && py >= cy[c] - 6 && py <= cy[c] + lh + 6)
-                        under++;
-                }
-            }
-            if (under < least) least = under, best = c;
-        }
-        fz_legend_draw(&cv, cx[best], cy[best], items, ni);
-    }
+    if (show_legend) fz_legend_draw(&cv, lx, ly, items, ni);
     free(xs);
     free(ys);
     write_png(out);

@@ -137,7 +137,7 @@ expect_exit 0 fz-eval --tsv --anomaly-classes '2,3' --score ns "$T/rs.npy"
 expect_exit 2 fz-eval --recon-score "$T/s.npy"
 expect_err "--recon-score needs the anomaly truth"
 expect_exit 2 fz-eval --truth anom --recon-score --norm-score mu "$T/s.npy"
-expect_err "together"
+expect_err "more than one of --recon-score, --norm-score and --knn-score"
 expect_exit 1 fz-eval --truth anom --recon-score "$T/a.npy"
 expect_err "a.npy: no field 'x'"
 expect_exit 1 fz-eval --truth anom --norm-score nothere "$T/s.npy"
@@ -278,9 +278,70 @@ expect_err "unlab.npy: no labeled rows"
 expect_exit 2 fz-eval --knn 3 "$T/q.npy"
 expect_err "--knn needs the labeled rows: --reference FILE; usage: fz-eval"
 expect_exit 2 fz-eval --reference "$T/ref.npy" "$T/q.npy"
-expect_err "--reference is for --knn"
+expect_err "--reference is for --knn K or --knn-score K"
 expect_exit 2 fz-eval --knn 0 --reference "$T/ref.npy" "$T/q.npy"
 expect_err "--knn"
+
+# --- --knn-score: distance to the K-th nearest reference row, against NumPy's ---
+# The reference is a ring of radius 3 (no labels: none are needed); the queries are points
+# on the ring (normal) and near its empty centre (anomalies), which is where the ring's mean
+# is: a k-NN density must flag the centre, the squared distance from the mean (--norm-score)
+# flags the ring instead.
+$PY - "$T" <<'EOF' || fail "could not write the ring streams"
+import sys
+import numpy as np
+t = sys.argv[1]
+rng = np.random.default_rng(8)
+def ring(n, r, sd):
+    a = rng.uniform(0, 2 * np.pi, n)
+    rad = r + sd * rng.standard_normal(n)
+    return np.stack([rad * np.cos(a), rad * np.sin(a)], 1)
+ref = np.zeros(900, [("mu", "<f4", (2,))])
+ref["mu"] = ring(900, 3, 0.2)
+with open(t + "/ring.npy", "wb") as f:
+    np.save(f, ref[:400]); np.save(f, ref[400:])
+n_on, n_in = 150, 30
+q = np.zeros(n_on + n_in, [("label", "<i4"), ("anom", "<i4"), ("mu", "<f4", (2,)), ("ks", "<f4")])
+q["mu"][:n_on] = ring(n_on, 3, 0.2)
+q["mu"][n_on:] = 0.4 * rng.standard_normal((n_in, 2))
+q["anom"][n_on:] = 1
+q["label"] = q["anom"]
+R = ref["mu"].astype(np.float64)
+for k in (1, 7):
+    for i in range(len(q)):
+        d = np.sqrt(((R - q["mu"][i].astype(np.float64)) ** 2).sum(1))
+        q["ks"][i] = np.sort(d)[k - 1]
+    np.save("%s/ringq%d.npy" % (t, k), q)
+EOF
+for k in 1 7; do
+    expect_exit 0 fz-eval --tsv --truth anom --knn-score $k --reference "$T/ring.npy" --roc "$T/roc1.tsv" "$T/ringq$k.npy"
+    got=$(an)
+    expect_exit 0 fz-eval --tsv --truth anom --score ks --roc "$T/roc2.tsv" "$T/ringq$k.npy"
+    [ "$got" = "$(an)" ] || fail "--knn-score $k: $got, want $(an)"
+    cmp -s "$T/roc1.tsv" "$T/roc2.tsv" || fail "--knn-score $k: the ROC curves (and thresholds) differ from NumPy's"
+    grep -qx $'roc_auc\t1' "$T/out" || fail "--knn-score $k: the empty centre does not score above the ring: $(an)"
+done
+expect_exit 0 fz-eval --tsv --truth anom --norm-score mu "$T/ringq1.npy"
+awk -F'\t' '$1 == "roc_auc" && $2 < 0.1 { ok = 1 } END { exit !ok }' "$T/out" ||
+    fail "the distance from the centre should invert on a ring: $(an)"
+# --knn and --knn-score share the reference pass; the vote is unchanged by it
+expect_exit 0 fz-eval --tsv --knn 4 --reference "$T/ref.npy" "$T/q.npy"
+grep '^accuracy' "$T/out" >"$T/acc1"
+expect_exit 0 fz-eval --tsv --knn 4 --knn-score 3 --anomaly-classes c --reference "$T/ref.npy" "$T/q.npy"
+grep '^accuracy' "$T/out" | cmp -s - "$T/acc1" || fail "--knn with --knn-score: another vote"
+grep -q '^roc_auc' "$T/out" || fail "--knn with --knn-score: no anomaly metrics"
+expect_exit 2 fz-eval --truth anom --knn-score 3 "$T/ringq1.npy"
+expect_err "--knn-score needs the rows to measure distances to: --reference FILE; usage: fz-eval"
+expect_exit 2 fz-eval --knn-score 3 --reference "$T/ring.npy" "$T/ringq1.npy"
+expect_err "--knn-score needs the anomaly truth"
+expect_exit 2 fz-eval --truth anom --knn-score 3 --norm-score mu --reference "$T/ring.npy" "$T/ringq1.npy"
+expect_err "more than one of"
+expect_exit 2 fz-eval --truth anom --knn-score 0 --reference "$T/ring.npy" "$T/ringq1.npy"
+expect_err "--knn-score"
+expect_exit 1 fz-eval --truth anom --knn-score 2 --field ks --reference "$T/ring.npy" "$T/ringq1.npy"
+expect_err "ring.npy: no field 'ks'"
+expect_exit 1 fz-eval --truth anom --knn-score 2 --reference "$T/ring.npy" "$T/s.npy"
+expect_err "ring.npy: field 'mu' is \(2,\), the input's is \(3,\)"
 
 # --- usage errors: one line, exit 2 ---
 expect_exit 0 fz-eval -h

@@ -152,6 +152,53 @@ fz-plot lines --diag -x fpr -y tpr --size 400x300 "$T/roc.tsv" "$T/roc.tsv" -L a
     fail "roc failed"
 png "$T/roc.png" 400 300 1f77b4 ff7f0e 999999
 
+# --- the legend hides no line when a free place exists, else goes outside the frame ---
+# Long segments whose points all lie outside the shown range: a line along the top and one
+# along the right. Only the bottom left is free (counting points would call every corner
+# free and take the top right, which both lines cross).
+printf 'x\ty\n-0.5\t0.97\n1.5\t0.97\n' >"$T/h.tsv"
+printf 'x\ty\n0.97\t-0.5\n0.97\t1.5\n' >"$T/v.tsv"
+# a border and a cross (an empty cell breaks the line): no free place inside
+printf 'x\ty\n0.02\t0.02\n0.98\t0.02\n0.98\t0.98\n0.02\t0.98\n0.02\t0.02\n' >"$T/box.tsv"
+printf 'x\ty\n0.5\t0\n0.5\t1\n\t\n0\t0.5\n1\t0.5\n' >"$T/cross.tsv"
+cat >"$T/legend.py" <<'PY'
+# legend.py RGB W H bottom-left LINES.rgb...: the legend (its frame, aaaaaa) lies in the
+# bottom left and covers no pixel of the lines, found in pictures of each line alone (one
+# series draws no legend; the axes are fixed by --xlim and --ylim).
+# legend.py RGB W H outside: the legend lies right of the frame (444444).
+import sys
+W, H, where = int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+def find(path, hexes):
+    px, want = open(path, "rb").read(), {bytes.fromhex(h) for h in hexes}
+    return [(i // 3 % W, i // 3 // W) for i in range(0, len(px), 3) if px[i:i + 3] in want]
+frame = find(sys.argv[1], ["aaaaaa"])
+assert frame, "no legend"
+x0, x1 = min(p[0] for p in frame), max(p[0] for p in frame)
+y0, y1 = min(p[1] for p in frame), max(p[1] for p in frame)
+if where == "bottom-left":
+    lines = [p for f in sys.argv[5:] for p in find(f, ["1f77b4"])]
+    assert lines, "no line pixels"
+    under = [p for p in lines if x0 - 3 <= p[0] <= x1 + 3 and y0 - 3 <= p[1] <= y1 + 3]
+    assert not under, "legend at x %d..%d, y %d..%d covers %d line pixels" % (x0, x1, y0, y1, len(under))
+    assert x0 < W / 3 and y0 > H / 2, "legend at x %d..%d, y %d..%d: not bottom left" % (x0, x1, y0, y1)
+else:
+    right = max(p[0] for p in find(sys.argv[1], ["444444"]))
+    assert x0 > right, "legend at x %d..%d, the frame ends at %d" % (x0, x1, right)
+PY
+lim="-x x -y y --xlim 0,1 --ylim 0,1 --size 400x300"
+fz-plot lines $lim "$T/h.tsv" "$T/v.tsv" "$T/free.png" || fail "lines with a free corner failed"
+DUMP="$T/free.rgb" png "$T/free.png" 400 300 1f77b4 ff7f0e aaaaaa
+for f in h v; do
+    fz-plot lines $lim "$T/$f.tsv" "$T/$f.png" || fail "lines $f.tsv failed"
+    DUMP="$T/$f.rgb" png "$T/$f.png" 400 300 1f77b4
+done
+"$PY" "$T/legend.py" "$T/free.rgb" 400 300 bottom-left "$T/h.rgb" "$T/v.rgb" ||
+    fail "legend placement with a free corner"
+fz-plot lines $lim --size 640x300 "$T/box.tsv" "$T/cross.tsv" "$T/full.png" ||
+    fail "lines without a free place failed"
+DUMP="$T/full.rgb" png "$T/full.png" 640 300 1f77b4 ff7f0e aaaaaa
+"$PY" "$T/legend.py" "$T/full.rgb" 640 300 outside || fail "legend placement without a free place"
+
 # --- help and usage ---
 expect_exit 0 fz-plot -h
 grep -q '^usage: fz-plot grid|strips|scatter|lines' "$T/out" || fail "-h has no usage line"

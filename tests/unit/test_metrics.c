@@ -479,6 +479,73 @@ static void test_knn(void)
     }
 }
 
+/* The k-NN density score: the distance to the k-th nearest reference row. On a ring of
+ * points (the shape of a fuzzy CVAE's latent space) the empty centre is far from every row,
+ * so it must score higher than any point on the ring, although it is the ring's mean. */
+static void test_knn_kth_dist(void)
+{
+    fz_err err;
+    fz_knn kn;
+    CHECK(fz_knn_init(&kn, 2, 5, &err) == 0);
+    float q[2] = {0, 0};
+    CHECK(isnan(fz_knn_kth_dist(&kn, q))); /* no reference rows */
+    fz_rng r;
+    fz_rng_seed(&r, 11);
+    enum { N = 2000 };
+    static float X[N * 2];
+    for (int i = 0; i < N; i++) { /* radius 3 +- 0.2, angle uniform */
+        double t = 2 * M_PI * fz_rng_uniform(&r), rad = 3 + 0.2 * fz_rng_normal(&r);
+        X[2 * i] = (float)(rad * cos(t));
+        X[2 * i + 1] = (float)(rad * sin(t));
+        CHECK(fz_knn_add(&kn, X + 2 * i, 0, &err) == 0);
+    }
+    double centre = fz_knn_kth_dist(&kn, q);
+    CHECK_MSG(centre > 2, "centre of the ring scores %g, expected near the radius 3", centre);
+    double worst_on_ring = 0;
+    for (int i = 0; i < 64; i++) {
+        float p[2] = {(float)(3 * cos(i * M_PI / 32)), (float)(3 * sin(i * M_PI / 32))};
+        double s = fz_knn_kth_dist(&kn, p);
+        if (s > worst_on_ring) worst_on_ring = s;
+    }
+    CHECK_MSG(worst_on_ring < centre / 5, "on the ring up to %g, centre %g", worst_on_ring, centre);
+    /* fewer reference rows than K: the farthest of them */
+    fz_knn_free(&kn);
+    CHECK(fz_knn_init(&kn, 2, 4, &err) == 0);
+    for (int i = 0; i < 3; i++) CHECK(fz_knn_add(&kn, X + 2 * i, 0, &err) == 0);
+    double far = 0;
+    for (int i = 0; i < 3; i++) {
+        double e = hypot(X[2 * i], X[2 * i + 1]);
+        if (e > far) far = e;
+    }
+    CHECK_NEAR(fz_knn_kth_dist(&kn, q), far, 1e-9);
+    /* against sorting all distances, for K from 1 to the largest allowed */
+    int ks[] = {1, 2, 5, 40, FZ_KNN_MAX_K};
+    static double dist[N];
+    for (size_t t = 0; t < sizeof ks / sizeof ks[0]; t++) {
+        fz_knn_free(&kn);
+        CHECK(fz_knn_init(&kn, 2, ks[t], &err) == 0);
+        for (int i = 0; i < N; i++) CHECK(fz_knn_add(&kn, X + 2 * i, 0, &err) == 0);
+        int bad = 0;
+        for (int j = 0; j < 50; j++) {
+            float p[2] = {(float)(8 * fz_rng_uniform(&r) - 4), (float)(8 * fz_rng_uniform(&r) - 4)};
+            for (int i = 0; i < N; i++)
+                dist[i] = hypot((double)X[2 * i] - p[0], (double)X[2 * i + 1] - p[1]);
+            /* the k-th smallest by partial selection sort */
+            int k = ks[t] < N ? ks[t] : N;
+            for (int a = 0; a < k; a++)
+                for (int b = a + 1; b < N; b++)
+                    if (dist[b] < dist[a]) {
+                        double tmp = dist[a];
+                        dist[a] = dist[b];
+                        dist[b] = tmp;
+                    }
+            if (fabs(fz_knn_kth_dist(&kn, p) - dist[k - 1]) > 1e-9) bad++;
+        }
+        CHECK_MSG(bad == 0, "K = %d: %d of 50 distances differ from sorting", ks[t], bad);
+    }
+    fz_knn_free(&kn);
+}
+
 int main(void)
 {
     test_confusion();
@@ -488,5 +555,6 @@ int main(void)
     test_random_auc();
     test_features();
     test_knn();
+    test_knn_kth_dist();
     return check_report("test_metrics");
 }

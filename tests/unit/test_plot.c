@@ -397,6 +397,65 @@ static void test_png(void)
     rmdir(dir);
 }
 
+/* Legend placement: the box goes where it covers no drawn line when such a place exists,
+ * judged by the segments (not only their end points), and the pixels under the chosen box
+ * are checked on a canvas where the lines were really drawn. */
+static void test_legend_place(void)
+{
+    fz_err err;
+    fz_canvas c;
+    fz_axes a = {40, 20, 440, 380, 0, 1, 0, 1, 0};
+    fz_legend_item it[3] = {{"membership", RED, 0}, {"density", 0x0000ffu, 0}, {"chance", 0x999999u, 0}};
+    int w, h, x, y;
+    fz_legend_size(it, 3, &w, &h);
+
+    /* 1. ROC curves bulging to the top left, and the diagonal: the only free corner is the
+     * bottom right, although the top right has no point of either curve under it. */
+    double rx[] = {0, 0, 0.1, 0.3, 1}, ry[] = {0, 0.8, 0.9, 0.95, 1};
+    double sx[] = {0, 0.02, 0.5, 1}, sy[] = {0, 0.6, 0.85, 1};
+    double dg[] = {0, 1};
+    fz_xy roc[3] = {{rx, ry, 5, 1}, {sx, sy, 4, 1}, {dg, dg, 2, 0}};
+    CHECK(fz_legend_place(&a, w, h, roc, 3, &x, &y) == 0);
+    CHECK_MSG(x > 240 && y > 200, "legend at (%d, %d), expected the bottom right", x, y);
+    CHECK(fz_canvas_init(&c, 480, 400, BG, &err) == 0);
+    fz_plot_polyline(&c, &a, rx, ry, 5, 2, RED);
+    fz_plot_polyline(&c, &a, sx, sy, 4, 2, 0x0000ffu);
+    fz_plot_polyline(&c, &a, dg, dg, 2, 2, 0x999999u);
+    CHECK_EQ_INT(count_in(&c, x - 3, y - 3, x + w + 3, y + h + 3, BG), (long)(w + 6) * (h + 6));
+    fz_canvas_free(&c);
+
+    /* 2. Two long segments whose end points all lie outside the plot area: a horizontal
+     * line along the top and a vertical one along the right. Counting points sees every
+     * place as free; only the bottom left is. */
+    double hx[] = {-0.5, 1.5}, hy[] = {0.97, 0.97}, vx[] = {0.97, 0.97}, vy[] = {-0.5, 1.5};
+    fz_xy cross[2] = {{hx, hy, 2, 1}, {vx, vy, 2, 1}};
+    CHECK(fz_legend_place(&a, w, h, cross, 2, &x, &y) == 0);
+    CHECK_MSG(x < 100 && y > 200, "legend at (%d, %d), expected the bottom left", x, y);
+    CHECK(fz_canvas_init(&c, 480, 400, BG, &err) == 0);
+    fz_plot_polyline(&c, &a, hx, hy, 2, 2, RED);
+    fz_plot_polyline(&c, &a, vx, vy, 2, 2, RED);
+    CHECK_EQ_INT(count_in(&c, x - 3, y - 3, x + w + 3, y + h + 3, RED), 0);
+    fz_canvas_free(&c);
+
+    /* 3. A border all around and a cross through the middle: every place is covered, and
+     * the cover says so. */
+    double bx[] = {0.02, 0.98, 0.98, 0.02, 0.02}, by[] = {0.02, 0.02, 0.98, 0.98, 0.02};
+    double cx[] = {0.5, 0.5, NAN, 0, 1}, cy[] = {0, 1, NAN, 0.5, 0.5};
+    fz_xy full[2] = {{bx, by, 5, 1}, {cx, cy, 5, 1}};
+    CHECK(fz_legend_place(&a, w, h, full, 2, &x, &y) > 0);
+
+    /* 4. The cover itself: a segment across a 100 px box counts 100 px, its NaN break
+     * nothing, an isolated point 1, and a stride picks every other value. */
+    fz_axes u = {0, 0, 1000, 1000, 0, 1000, 0, 1000, 0}; /* 1 px per unit, y upwards */
+    double lx[] = {-50, 500, NAN, 150, NAN}, ly[] = {850, 850, NAN, 850, NAN};
+    fz_xy one = {lx, ly, 5, 1};
+    CHECK_NEAR(fz_series_cover(&u, &one, 1, 100, 100, 200, 200), 100 + 1, 1e-9);
+    double inter[] = {-50, 850, 500, 850}; /* x and y interleaved */
+    fz_xy st = {inter, inter + 1, 2, 2};
+    CHECK_NEAR(fz_series_cover(&u, &st, 1, 100, 100, 200, 200), 100, 1e-9);
+    CHECK_NEAR(fz_series_cover(&u, &st, 1, 100, 300, 200, 400), 0, 1e-12);
+}
+
 int main(void)
 {
     test_canvas();
@@ -405,6 +464,7 @@ int main(void)
     test_font_and_text();
     test_ticks_and_axes();
     test_ellipse_and_legend();
+    test_legend_place();
     test_png();
     return check_report("plot");
 }
