@@ -74,13 +74,16 @@ typedef struct fz_arch {
 int fz_arch_parse(const char *text, fz_arch *a, fz_err *err);
 /* Canonical text of a description (parses back to the same fz_arch). Caller frees. */
 char *fz_arch_format(const fz_arch *a, fz_err *err);
-/* The description of a named preset ("ae-mlp", "vae-mlp", "vae-conv", and with a fuzzy
- * layer "fcvae-mlp", "fcvae-conv" (the fuzzy-CVAE article's network)) with the given
+/* The description of a named preset (FZ_ARCH_PRESET_LIST; fcvae-conv is the fuzzy-CVAE
+ * article's network) with the given
  * latent size (0 = the preset's default). Returns a static-lifetime-free string the caller
  * frees, or NULL with a reason listing the presets. */
 char *fz_arch_preset(const char *name, int latent, fz_err *err);
-/* Names of the presets, NULL-terminated. */
+/* Names of the presets, NULL-terminated, and the same as one string for messages (keep the
+ * two in step; a unit test compares them). */
 extern const char *const fz_arch_preset_names[];
+#define FZ_ARCH_PRESET_LIST                                                                  \
+    "ae-mlp, vae-mlp, vae-conv, fcvae-mlp, fcvae-wide, fcvae-cnn, fcvae-conv, vaec-mlp"
 /* Resolve a size expression. "in" and "out" both resolve to in_count: a network's own
  * input count for "in", and the caller passes the head's output count for the head. */
 int fz_arch_size(const fz_layer_spec *s, int latent, int in_count);

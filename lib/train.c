@@ -19,11 +19,9 @@ void fz_train_defaults(fz_train_conf *c, const char *preset, fz_model_kind kind)
     c->corrupt = FZ_CORRUPT_NONE;
     c->gamma = 1;
     c->fuzzy_norm = FZ_MASK_PER_BATCH;
-    int article = preset && (strcmp(preset, "vae-conv") == 0 ||
-                             strcmp(preset, "fcvae-conv") == 0 || strcmp(preset, "fcvae-mlp") == 0 ||
-                             strcmp(preset, "fcvae-wide") == 0);
+    int article = preset && (strcmp(preset, "vae-conv") == 0 || strncmp(preset, "fcvae-", 6) == 0);
     if (article) {
-        /* The fuzzy-CVAE article's settings (fcvae-mlp and fcvae-wide take them for their MLPs). */
+        /* The fuzzy-CVAE article's settings (every fcvae-* preset takes them). */
         c->batch = 256;
         c->opt = fz_opt_defaults(FZ_OPT_ADAMW);
         c->opt.weight_decay = 1e-2;

@@ -55,9 +55,9 @@ static void help(void)
         "(default: standard input). After every epoch the model, with the optimiser state, is\n"
         "written atomically to the output file, so an interrupted run loses at most an epoch.\n"
         "\nModel:\n"
-        "  -a arch      preset (ae-mlp, vae-mlp, vae-conv, fcvae-mlp, fcvae-wide, fcvae-conv,\n"
-        "               vaec-mlp), a file holding a description,\n"
-        "               or the description itself (see fz-train(1)); default vae-mlp\n"
+        "  -a arch      a preset, a file holding a description, or the description\n"
+        "               itself (see fz-train(1)); default vae-mlp. Presets:\n"
+        "               " FZ_ARCH_PRESET_LIST "\n"
         "  -z latent    latent size of a preset (default: the preset's)\n"
         "  -i model     start from this model's weights (fine-tuning)\n"
         "  -R           resume: continue the checkpoint in the output file if there is one\n"
@@ -268,8 +268,7 @@ static char *arch_text(const char *a, int latent, fz_err *err)
     FILE *f = fopen(a, "r");
     if (!f) {
         fz_fail(err, FZ_EUSAGE,
-                "-a %s: not a preset (ae-mlp, vae-mlp, vae-conv, fcvae-mlp, fcvae-wide, fcvae-conv, "
-                "vaec-mlp), a description or a readable file",
+                "-a %s: not a preset (" FZ_ARCH_PRESET_LIST "), a description or a readable file",
                 a);
         return NULL;
     }
