@@ -33,6 +33,12 @@ REFERENCE = {
     ("vae-conv", "samples_per_s"): 175, ("vae-conv", "encode_per_s"): 2600,
 }
 FAIR = 0.85  # the reference script must reach 85% of those figures
+# The performance target for fz-train's peak RSS: the training data as float32 (MNIST's
+# 60,000 x 784) + 4 x the parameters' bytes + the largest per-layer workspace + 200 MB.
+# The model's figures are fz-info's (params4_bytes, workspace_bytes); MB as in the table.
+MB = 1 << 20
+DATA_BYTES = 60000 * 784 * 4
+SLACK_BYTES = 200 * MB
 
 
 def load(path):
@@ -97,6 +103,7 @@ def main():
     prep = [r for r in recs if r.get("preset") == "prep"]
 
     rows = []  # (preset, figure, fz, torch, ratio, fzcfg, tcfg, method, note)
+    bounds = []  # (preset, params x4, workspace, bound, peak RSS), bytes
     fair_lines, notes = [], []
     # (fz key, PyTorch key, label, higher is better)
     figures = [
@@ -127,6 +134,12 @@ def main():
             if key == "maxrss_kb" and p == "vae-conv":
                 rss = [r for r in recs if r.get("impl") == "fz-rss" and r.get("preset") == p]
                 fv = median_of(rss, key) if rss else fv
+            if key == "maxrss_kb" and fzc:
+                runs = [r for c in fzc.values() for r in c]
+                p4, ws = median_of(runs, "params4_bytes"), median_of(runs, "workspace_bytes")
+                if p4 is not None and ws is not None:
+                    bounds.append((p, p4, ws, DATA_BYTES + p4 + ws + SLACK_BYTES,
+                                   fv * 1024 if fv else None))
             ratio = fv / tv if fv and tv else None
             if key == "encode_cold_ms":
                 ratio = None
@@ -201,6 +214,15 @@ def main():
         w("\nfz-prep mnist:train (60,000 images from the npm tarball into a stream): "
           "%.3f s median of %s runs, %s images/s\n" %
           (pv, prep[0].get("runs", "?"), fmt(60000 / pv) if pv else "-"))
+    if bounds:
+        w("\nfz-train's peak RSS against its bound, in MB: the training data as float32 "
+          "(60,000 x 784 x 4)\n+ 4 x the parameters' bytes + the largest per-layer workspace "
+          "(both from fz-info) + 200:\n")
+        for p, p4, ws, bound, rss in bounds:
+            verdict = "-" if rss is None else "within" if rss <= bound else "OVER"
+            w("  %-8s %s + %s + %s + %s = %s; peak RSS %s: %s\n" %
+              (p, fmt(DATA_BYTES / MB), fmt(p4 / MB), fmt(ws / MB), fmt(SLACK_BYTES / MB),
+               fmt(bound / MB), fmt(rss / MB if rss else None), verdict))
     w("\nPyTorch against its reference figures (fair when >= %d%%):\n" % (100 * FAIR))
     for line in fair_lines:
         w(line + "\n")
@@ -236,6 +258,12 @@ def main():
             f.write("\t".join([r[0], r[1], "%.6g" % (r[2] / scale) if r[2] is not None else "",
                                "%.6g" % (r[3] / scale) if r[3] is not None else "",
                                "%.4f" % r[4] if r[4] else "", r[5], r[6], r[7]]) + "\n")
+        for p, p4, ws, bound, rss in bounds:
+            f.write("%s\tfz-train peak RSS bound (MB)\t%.6g\t\t%s\t\t\t"
+                    "data %.6g + 4 x params %.6g + workspace %.6g + 200 MB; peak RSS %s MB: %s\n" %
+                    (p, bound / MB, "%.4f" % (rss / bound) if rss else "", DATA_BYTES / MB,
+                     p4 / MB, ws / MB, "%.6g" % (rss / MB) if rss else "-",
+                     "-" if rss is None else "within" if rss <= bound else "OVER"))
         if prep:
             f.write("prep\tfz-prep mnist:train seconds\t%.4f\t\t\t\t\tmedian of %s runs\n" %
                     (median_of(prep, "prep_seconds"), prep[0].get("runs", "?")))

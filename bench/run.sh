@@ -2,9 +2,10 @@
 # bench/run.sh - fz against PyTorch on MNIST, side by side (`make bench`; see bench/README.md).
 #
 # For each preset (ae-mlp, vae-mlp, vae-conv) it measures training speed at the preset's
-# batch size, encoder throughput on the 10,000 test images, peak memory and, for the MLPs,
-# the test loss after the same epochs; the same for bench/torch_ref.py; then prints the
-# table (bench/report.py) and writes results/bench/bench.tsv.
+# batch size, encoder throughput on the 10,000 test images, peak memory (and fz-train's
+# bound, from fz-info's figures of the model) and, for the MLPs, the test loss after the
+# same epochs; the same for bench/torch_ref.py; then prints the table (bench/report.py)
+# and writes results/bench/bench.tsv.
 #
 # Environment:
 #   BENCH_QUICK=1     smoke test, 2-3 minutes on a quiet machine (one run, one epoch, few batches)
@@ -37,7 +38,7 @@ out=results/bench
 say() { printf 'bench: %s\n' "$*" >&2; }
 die() { printf 'bench: %s\n' "$*" >&2; exit 1; }
 
-for t in fz-prep fz-train fz-encode fz-decode; do
+for t in fz-prep fz-train fz-encode fz-decode fz-info; do
     [ -x "$bin/$t" ] || die "$bin/$t not built (run make)"
 done
 [ -x /usr/bin/time ] || die "/usr/bin/time not found (apt-get install time)"
@@ -154,7 +155,7 @@ fz_encode_rate() {
 
 # One fz training run: preset $1, config $2, run $3; appends a record.
 fz_run() {
-    local p=$1 cfg=$2 r=$3 envc base args core rows secs sps eps rss mse loss enc method e2e
+    local p=$1 cfg=$2 r=$3 envc base args core rows secs sps eps rss mse loss enc method e2e p4 ws
     envc=$(fz_env "$cfg")
     base=$work/fz-$p-$cfg-$r
     if [ "$p" = vae-conv ]; then
@@ -190,11 +191,15 @@ fz_run() {
         enc=$(fz_encode_rate "$envc" "$base.st" "$work/test.npy" 10000 "$enc_reps")
     fi
     e2e=${enc#* }
-    printf '{"impl":"fz","preset":"%s","config":"%s","core":"%s","run":%d,"method":"%s","epoch_seconds":%s,"samples_per_s":%s,"maxrss_kb":%s,"test_loss":%s,"test_mse":%s,"encode_per_s":%s,"encode_e2e_per_s":%s,"encode_cold_ms":%s,"encode_rows":%d,"wall_seconds":%s}\n' \
+    # fz-info's training memory figures of the model at its training batch, in bytes
+    $envc "$bin/fz-info" "$base.st" >"$base.info" || die "fz-info $base.st failed"
+    p4=$(sed -n 's/^  4 x parameters *\([0-9,]*\) bytes.*/\1/p' "$base.info" | tr -d ,)
+    ws=$(sed -n 's/^  largest workspace *\([0-9,]*\) bytes.*/\1/p' "$base.info" | tr -d ,)
+    printf '{"impl":"fz","preset":"%s","config":"%s","core":"%s","run":%d,"method":"%s","epoch_seconds":%s,"samples_per_s":%s,"maxrss_kb":%s,"test_loss":%s,"test_mse":%s,"encode_per_s":%s,"encode_e2e_per_s":%s,"encode_cold_ms":%s,"encode_rows":%d,"wall_seconds":%s,"params4_bytes":%s,"workspace_bytes":%s}\n' \
         "$p" "$cfg" "$core" "$r" "$method" "$eps" "$sps" "$rss" "$(num "$loss")" "$(num "$mse")" \
         "${enc%% *}" "${e2e% *}" "${e2e#* }" \
         "$([ "$p" = vae-conv ] && echo "$conv_enc_rows" || echo 10000)" \
-        "$(cut -d' ' -f1 "$base.time")" >>"$raw"
+        "$(cut -d' ' -f1 "$base.time")" "$(num "$p4")" "$(num "$ws")" >>"$raw"
 }
 
 # One PyTorch run: preset $1, threads $2, run $3, extra torch_ref.py options.

@@ -491,6 +491,47 @@ int fz_model_reserve(fz_model *m, int max_batch, fz_err *err)
     return fz_net_reserve(&m->dec, max_batch, err);
 }
 
+/* The sizes fz_net_reserve and fz_fuzzy_reserve allocate, added up without allocating. */
+int fz_model_memory(const fz_model *m, int B, fz_model_mem *mem, fz_err *err)
+{
+    memset(mem, 0, sizeof *mem);
+    if (B < 1) return fz_fail(err, FZ_EUSAGE, "batch of %d samples", B);
+    const fz_net *nets[3] = {&m->enc, &m->dec, &m->head};
+    const char *names[3] = {"encoder", "decoder", "head"};
+    size_t act = 0, ws = 0, t;
+    for (int k = 0; k < (m->has_head ? 3 : 2); k++) {
+        const fz_net *net = nets[k];
+        size_t outs = 0, widest = fz_net_in_size(net);
+        for (int i = 0; i < net->n; i++) {
+            const fz_layer *L = &net->layers[i];
+            size_t o = fz_layer_out_size(L);
+            if (o > widest) widest = o;
+            if (!fz_layer_is_view(L)) outs += o;
+            size_t s = fz_layer_scratch_floats_for(L, B);
+            if (s > ws) {
+                ws = s;
+                mem->ws_net = names[k];
+                mem->ws_layer = i;
+            }
+        }
+        /* outs (B, sum of outputs) kept for backward, dbuf 2 x (B, widest) */
+        if (fz_add_size(outs, 2 * widest, &t) || fz_mul_size(t, (size_t)B, &t) ||
+            fz_add_size(act, t, &act))
+            goto big;
+    }
+    if (m->has_fuzzy) { /* u (B, K, n) and r2 (B, K) */
+        size_t kn = (size_t)m->fuzzy.K * ((size_t)m->fuzzy.n + 1);
+        if (fz_mul_size(kn, (size_t)B, &t) || fz_add_size(act, t, &act)) goto big;
+    }
+    if (fz_mul_size(m->nparams, sizeof(float), &mem->params) ||
+        fz_mul_size(ws, sizeof(float), &mem->workspace) ||
+        fz_mul_size(act, sizeof(float), &mem->activations))
+        goto big;
+    return 0;
+big:
+    return fz_fail(err, FZ_ENOMEM, "batch of %d too large for this model", B);
+}
+
 void fz_model_memberships(fz_model *m, const float *mu, int B, float *memb)
 {
     if (m->has_head) {

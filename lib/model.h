@@ -70,6 +70,22 @@ const char *fz_model_meta(const fz_model *m, const char *key);
 
 /* Activations for batches up to max_batch. */
 int fz_model_reserve(fz_model *m, int max_batch, fz_err *err);
+/* What training on batches of B samples holds besides its data, without allocating it
+ * (fz_model_reserve allocates the workspace and activations for that B). Bytes. */
+typedef struct fz_model_mem {
+    size_t params;      /* the parameter block, nparams floats; the gradients and Adam's two
+                           moments are as large again each: 4 * params in all */
+    size_t workspace;   /* the largest per-layer workspace: the scratch one layer uses
+                           during a forward or backward call of B samples (a convolution's
+                           im2col columns, sized for the current thread count); 0 when no
+                           layer needs any */
+    const char *ws_net; /* the net of that layer: "encoder", "decoder", "head", or NULL */
+    int ws_layer;       /* its index in the net */
+    size_t activations; /* what the nets keep for backward at batch B: every layer's output
+                           (views excluded) and two gradient buffers of the widest layer per
+                           net, plus the fuzzy layer's saved state */
+} fz_model_mem;
+int fz_model_memory(const fz_model *m, int B, fz_model_mem *mem, fz_err *err);
 /* Latent width: Z. The encoder's raw output is Z (ae) or 2Z (vae: mu then s). */
 int fz_model_latent(const fz_model *m);
 /* Encode in evaluation mode: x (B, in) -> mu (B, Z) and, for a vae, s (B, Z) (the log-variance
