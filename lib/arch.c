@@ -49,11 +49,14 @@ static const struct {
      "fuzzy = gauss(10)\nfuzzy_init = circle(2)\n"},
     /* ...and with a small convolutional encoder (two 5x5 convolutions of stride 2, 32 and 64
      * channels, 28x28 -> 14x14 -> 7x7), the MLP decoder kept: about 3.5 M multiply-adds per
-     * image in the encoder, a tenth of vae-conv's. Its validation figures are in
-     * fz-train(1). */
+     * image in the encoder, a tenth of vae-conv's. Batch normalisation comes before each ReLU:
+     * after it, units that ReLU keeps at 0 through training get a running variance of 0,
+     * and in eval mode the rare input that wakes one is multiplied by 1/sqrt(eps) = 316,
+     * which sent logvar to 1e30 and beyond on a few validation digits. Its validation
+     * figures are in fz-train(1). */
     {"fcvae-cnn", 2,
      "kind = vae\nsigma = logvar\n"
-     "encoder = conv2d(32,5,2,2) relu bn conv2d(64,5,2,2) relu bn flatten linear(256) relu bn "
+     "encoder = conv2d(32,5,2,2) bn relu conv2d(64,5,2,2) bn relu flatten linear(256) bn relu "
      "linear(2z)\n"
      "decoder = linear(128) leakyrelu(0.3) bn linear(256) leakyrelu(0.3) bn linear(in) sigmoid\n"
      "fuzzy = gauss(10)\nfuzzy_init = circle(2)\n"},
