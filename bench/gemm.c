@@ -3,13 +3,20 @@
  *   cc -O2 -Ilib $(pkg-config --cflags openblas) -o build/bench-gemm bench/gemm.c \
  *      build/libfz.a $(pkg-config --libs openblas) -lm -lpthread
  *   OPENBLAS_NUM_THREADS=1 build/bench-gemm [M N K]...
+ *   build/bench-gemm -t 2 [M N K]...
  *
  * Without operands it times 512x512x512 and 256x9216x625 (the shape of a batch-256
  * 3x3-conv im2col product on 96x96 images). fz_blas_init() runs first, so with
- * OPENBLAS_CORETYPE unset the printed core is the one fz tools get. */
+ * OPENBLAS_CORETYPE unset the printed core is the one fz tools get.
+ *
+ * -t N: OpenBLAS's own scaling. Each shape is timed on 1 and on N threads alternately, 7
+ * rounds of about 0.3 s each, and the medians and their ratio are printed: on a shared
+ * machine the load then hits both alike. (fz_gemm runs products under 2^24 multiply-adds
+ * on one thread whatever the count.) */
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "blas.h"
@@ -21,7 +28,28 @@ static double now(void)
     return ts.tv_sec + 1e-9 * ts.tv_nsec;
 }
 
-static void bench(int M, int N, int K)
+/* GFLOP/s of repeated products for at least secs seconds */
+static double rate(int M, int N, int K, const float *A, const float *B, float *C, double secs,
+                   int *reps_out)
+{
+    double flop = 2.0 * M * N * K, t0 = now(), t;
+    int reps = 0;
+    do {
+        fz_gemm(0, 0, M, N, K, 1.0f, A, K, B, N, 0.0f, C, N);
+        reps++;
+        t = now() - t0;
+    } while (t < secs);
+    if (reps_out) *reps_out = reps;
+    return flop * reps / t * 1e-9;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static void bench(int M, int N, int K, int threads)
 {
     float *A = malloc((size_t)M * K * sizeof *A), *B = malloc((size_t)K * N * sizeof *B);
     float *C = malloc((size_t)M * N * sizeof *C);
@@ -32,15 +60,27 @@ static void bench(int M, int N, int K)
     for (size_t i = 0; i < (size_t)M * K; i++) A[i] = (float)(i % 17) * 0.01f;
     for (size_t i = 0; i < (size_t)K * N; i++) B[i] = (float)(i % 13) * 0.01f;
     fz_gemm(0, 0, M, N, K, 1.0f, A, K, B, N, 0.0f, C, N); /* warm up */
-    double flop = 2.0 * M * N * K, t0 = now(), t;
-    int reps = 0;
-    do {
-        fz_gemm(0, 0, M, N, K, 1.0f, A, K, B, N, 0.0f, C, N);
-        reps++;
-        t = now() - t0;
-    } while (t < 1.0);
-    printf("%-12s %5dx%5dx%5d  %8.1f GFLOP/s  (%d reps)\n", fz_blas_corename(), M, N, K,
-           flop * reps / t * 1e-9, reps);
+    if (threads >= 2) {
+        enum { ROUNDS = 7 };
+        double g1[ROUNDS], gn[ROUNDS];
+        for (int r = 0; r < ROUNDS; r++) {
+            fz_blas_set_threads(1);
+            g1[r] = rate(M, N, K, A, B, C, 0.3, NULL);
+            fz_blas_set_threads(threads);
+            gn[r] = rate(M, N, K, A, B, C, 0.3, NULL);
+        }
+        qsort(g1, ROUNDS, sizeof *g1, cmp_double);
+        qsort(gn, ROUNDS, sizeof *gn, cmp_double);
+        printf("%-12s %5dx%5dx%5d  1 thread %7.1f GFLOP/s, %d threads %7.1f GFLOP/s: %.2fx "
+               "(medians of %d alternating rounds)\n",
+               fz_blas_corename(), M, N, K, g1[ROUNDS / 2], threads, gn[ROUNDS / 2],
+               gn[ROUNDS / 2] / g1[ROUNDS / 2], ROUNDS);
+    } else {
+        int reps;
+        double g = rate(M, N, K, A, B, C, 1.0, &reps);
+        printf("%-12s %5dx%5dx%5d  %8.1f GFLOP/s  (%d reps)\n", fz_blas_corename(), M, N, K,
+               g, reps);
+    }
     free(A);
     free(B);
     free(C);
@@ -50,6 +90,16 @@ int main(int argc, char **argv)
 {
     int switched = fz_blas_init(argc, argv);
     fz_blas_ftz(1);
+    int threads = 0;
+    if (argc >= 3 && strcmp(argv[1], "-t") == 0) {
+        threads = atoi(argv[2]);
+        if (threads < 2 || threads > 64) {
+            fprintf(stderr, "gemm: -t needs a thread count in [2, 64]\n");
+            return 2;
+        }
+        argv += 2;
+        argc -= 2;
+    }
     const char *env = getenv("OPENBLAS_CORETYPE");
     printf("core %s (OPENBLAS_CORETYPE=%s%s)\n", fz_blas_corename(), env ? env : "unset",
            switched ? ", chosen by fz_blas_init" : "");
@@ -62,10 +112,10 @@ int main(int argc, char **argv)
     }
     if (argc >= 4) {
         for (int i = 1; i + 2 < argc; i += 3)
-            bench(atoi(argv[i]), atoi(argv[i + 1]), atoi(argv[i + 2]));
+            bench(atoi(argv[i]), atoi(argv[i + 1]), atoi(argv[i + 2]), threads);
     } else {
-        bench(512, 512, 512);
-        bench(256, 9216, 625);
+        bench(512, 512, 512, threads);
+        bench(256, 9216, 625, threads);
     }
     return 0;
 }

@@ -5,7 +5,7 @@
  *   cc -std=c11 -O2 -D_DEFAULT_SOURCE -Ilib $(pkg-config --cflags openblas) \
  *      -o build/bench-layers bench/layers.c build/libfz.a \
  *      $(pkg-config --libs openblas libarchive libpng) -lz -lm -lpthread
- *   OPENBLAS_NUM_THREADS=1 build/bench-layers [-cq] [-B batch] [-l name] [-r reps]
+ *   OPENBLAS_NUM_THREADS=1 build/bench-layers [-cqT] [-B batch] [-l name] [-r reps] [-t threads]
  *
  * For each layer: the best of reps runs of forward (training mode) and of backward (dx
  * computed except for the first layer, as a network runner does), and for the Linear and
@@ -17,7 +17,15 @@
  * loss, the optimiser and the reparameterisation are not counted). -q prints only the
  * totals; -l times only the layers whose name contains the
  * string, without the products alone (for a profiler); -c measures CPU time instead of wall time (see now()). fz_blas_init() runs first, so with OPENBLAS_CORETYPE unset the core is the one fz
- * tools get. */
+ * tools get.
+ *
+ * Threads: -t sets the thread count (fz_blas_set_threads, as the tools' -t; the default is
+ * OpenBLAS's, OPENBLAS_NUM_THREADS): the convolutions split their chunks over that many
+ * threads, the other products are threaded by OpenBLAS. -T compares one thread with that
+ * count in the same process: every repetition times each layer, and its products alone,
+ * on one thread and then on all, so that load from other processes hits both alike; it
+ * prints each layer's time on 1 and N threads and its speed-up beside the speed-up
+ * OpenBLAS itself gets on the same products at whole-batch shapes. */
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
 #include <stdlib.h>
@@ -118,29 +126,105 @@ typedef struct spec {
     fz_layer L;
 } spec;
 
+/* -T: every layer (forward + backward) and its products alone on 1 and on nthr threads,
+ * alternating within each repetition; best of reps for each. */
+static void compare(spec *s, int n, int B, int reps, int nthr, int quiet, const char *only,
+                    fz_rng *rng, float *P, float *G, float *Bf, float *scr, const float *x,
+                    float *y, const float *dy, float *dx)
+{
+    double tl[2] = {0, 0}, tc[2] = {0, 0}, tg[2] = {0, 0}, tgc[2] = {0, 0};
+    fz_err err;
+    if (!quiet)
+        printf("%-22s %9s %9s %7s %9s %9s %7s\n", "layer", "1 thr ms", "N thr ms", "speedup",
+               "gemm 1", "gemm N", "speedup");
+    size_t po = 0, bo = 0;
+    for (int i = 0; i < n; i++) {
+        fz_layer *L = &s[i].L;
+        fz_layer_bind(L, P + po, G + po, Bf + bo);
+        po += fz_layer_nparams(L);
+        bo += fz_layer_nbuffers(L);
+        if (only && !strstr(s[i].name, only)) continue;
+        fz_layer_init_params(L, rng);
+        /* reserved at nthr threads: on fewer, a convolution uses part of its scratch */
+        if (fz_layer_reserve(L, B, scr, &err)) die(err.msg);
+        int with_dx = i != 0;
+        prod p[3];
+        int npr = layer_prods(L, B, with_dx, p);
+        double bl[2] = {1e30, 1e30}, bg[2] = {1e30, 1e30}, flop;
+        for (int r = 0; r <= reps; r++)
+            for (int k = 0; k < 2; k++) {
+                fz_blas_set_threads(k ? nthr : 1);
+                double t0 = now();
+                fz_layer_forward(L, x, y, B, 1, rng);
+                fz_layer_backward(L, x, y, dy, with_dx ? dx : NULL, B);
+                double t = now() - t0;
+                if (r && t < bl[k]) bl[k] = t;
+                if (npr && r) {
+                    double g = time_prods(p, npr, 1, &flop);
+                    if (g < bg[k]) bg[k] = g;
+                }
+            }
+        fz_blas_set_threads(nthr);
+        int conv = L->kind == FZ_CONV2D || L->kind == FZ_CONVT2D;
+        for (int k = 0; k < 2; k++) {
+            tl[k] += bl[k];
+            if (conv) tc[k] += bl[k];
+            if (npr) tg[k] += bg[k];
+            if (npr && conv) tgc[k] += bg[k];
+        }
+        if (!quiet) {
+            if (npr)
+                printf("%-22s %9.2f %9.2f %7.2f %9.2f %9.2f %7.2f\n", s[i].name, bl[0] * 1e3,
+                       bl[1] * 1e3, bl[0] / bl[1], bg[0] * 1e3, bg[1] * 1e3, bg[0] / bg[1]);
+            else
+                printf("%-22s %9.2f %9.2f %7.2f %9s %9s %7s\n", s[i].name, bl[0] * 1e3,
+                       bl[1] * 1e3, bl[0] / bl[1], "-", "-", "-");
+        }
+        fz_layer_free(L);
+    }
+    printf("all layers: %.1f ms on 1 thread, %.1f ms on %d (speed-up %.2f); "
+           "their products alone: %.2f\n",
+           tl[0] * 1e3, tl[1] * 1e3, nthr, tl[0] / tl[1], tg[1] > 0 ? tg[0] / tg[1] : 0);
+    if (tc[1] > 0)
+        printf("convolutions: %.1f ms on 1 thread, %.1f ms on %d (speed-up %.2f); "
+               "their products alone: %.2f; layer speed-up / products' speed-up %.2f\n",
+               tc[0] * 1e3, tc[1] * 1e3, nthr, tc[0] / tc[1], tgc[1] > 0 ? tgc[0] / tgc[1] : 0,
+               tgc[1] > 0 ? (tc[0] / tc[1]) / (tgc[0] / tgc[1]) : 0);
+    printf("one training step (layers only) on %d threads: %.3f ms per image (%.0f images/s)\n",
+           nthr, tl[1] * 1e3 / B, B / tl[1]);
+}
+
 int main(int argc, char **argv)
 {
     int switched = fz_blas_init(argc, argv);
     fz_blas_ftz(1);
-    int B = 256, reps = 5, quiet = 0;
+    int B = 256, reps = 5, quiet = 0, threads = 0, cmp = 0;
     const char *only = NULL;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "-B") && i + 1 < argc) B = atoi(argv[++i]);
         else if (!strcmp(argv[i], "-r") && i + 1 < argc) reps = atoi(argv[++i]);
         else if (!strcmp(argv[i], "-q")) quiet = 1;
         else if (!strcmp(argv[i], "-c")) clock_id = CLOCK_PROCESS_CPUTIME_ID;
+        else if (!strcmp(argv[i], "-T")) cmp = 1;
+        else if (!strcmp(argv[i], "-t") && i + 1 < argc) threads = atoi(argv[++i]);
         else if (!strcmp(argv[i], "-l") && i + 1 < argc) only = argv[++i];
         else {
-            fprintf(stderr, "usage: bench-layers [-cq] [-B batch] [-l name] [-r reps]\n");
+            fprintf(stderr, "usage: bench-layers [-cqT] [-B batch] [-l name] [-r reps] [-t threads]\n");
             return 2;
         }
     }
     if (B < 1 || B > 4096 || reps < 1 || reps > 1000) die("batch must be in [1, 4096], reps in [1, 1000]");
+    if (threads < 0 || threads > 64) die("threads must be in [1, 64]");
+    if (threads) fz_blas_set_threads(threads);
+    int nthr = fz_blas_threads();
+    if (cmp && nthr < 2) die("-T needs a thread count of at least 2 (-t or OPENBLAS_NUM_THREADS)");
     fz_err err;
     if (switched && fz_blas_selfcheck(&err) != 0) die(err.msg);
     const char *nt = getenv("OPENBLAS_NUM_THREADS"), *ct = getenv("OPENBLAS_CORETYPE");
-    printf("core %s, OPENBLAS_CORETYPE=%s, OPENBLAS_NUM_THREADS=%s, batch %d, best of %d, %s\n",
-           fz_blas_corename(), ct ? ct : "unset", nt ? nt : "unset", B, reps,
+    printf("core %s, OPENBLAS_CORETYPE=%s, OPENBLAS_NUM_THREADS=%s, threads %d%s, batch %d, "
+           "best of %d, %s\n",
+           fz_blas_corename(), ct ? ct : "unset", nt ? nt : "unset", nthr,
+           cmp ? " against 1 (interleaved)" : "", B, reps,
            clock_id == CLOCK_MONOTONIC ? "wall time" : "CPU time");
 
     /* vae-conv with latent 2: the encoder, then the decoder */
@@ -203,6 +287,10 @@ int main(int argc, char **argv)
         dy[i] = (float)(2 * fz_rng_uniform(&rng) - 1) * 1e-3f;
     }
     printf("shared scratch %zu floats (%.1f MB)\n", nscr, nscr * 4.0 / 1048576);
+    if (cmp) {
+        compare(s, n, B, reps, nthr, quiet, only, &rng, P, G, Bf, scr, x, y, dy, dx);
+        goto out;
+    }
     if (!quiet)
         printf("%-22s %8s %8s %8s %9s %9s %6s %9s\n", "layer", "fwd ms", "bwd ms", "MFLOP",
                "GFLOP/s", "gemm ms", "ratio", "scratch");
@@ -251,6 +339,7 @@ int main(int argc, char **argv)
            tot * 1e3, B, tot * 1e3 / B, B / tot, tot_flop / tot * 1e-9, tot_gemm * 1e3,
            tot_gemm / tot);
     printf("estimated epoch of 60000 images: %.0f s (layers only)\n", tot / B * 60000);
+out:
     free(P);
     free(G);
     free(Bf);

@@ -52,6 +52,42 @@ void fz_gemm(int transA, int transB, int M, int N, int K, float alpha, const flo
     if (nt > 1) openblas_set_num_threads(nt);
 }
 
+/* Concurrent calls. Debian's OpenBLAS 0.3.21 is the pthreads build (USE_THREAD=1,
+ * NUM_THREADS=64): there the library locks its shared state (the buffer pool of memory.c,
+ * the thread server's queue) itself, and cblas_sgemm may be called from several threads
+ * at once; the locking for concurrent callers was completed in 0.3.7 (OpenBLAS issues
+ * #1851 and #2126; #4217: "OpenBLAS locks own critical structures when single-threaded
+ * version is called concurrently"; single-threaded builds need USE_LOCKING=1 for this).
+ * What is not safe is to change the thread count while another thread multiplies, and two
+ * threaded products at once share the one thread server (they are serialised). So the
+ * parts of a parallel loop call this, with the count set to one by the loop's caller:
+ * OpenBLAS then computes each product on the thread that calls it (num_cpu_avail() reads
+ * the global count per call), using one of its 128 buffers. */
+void fz_gemm_serial(int transA, int transB, int M, int N, int K, float alpha, const float *A,
+                    int lda, const float *B, int ldb, float beta, float *C, int ldc)
+{
+    if (M <= 0 || N <= 0) return;
+    if (K <= 0) {
+        scale_c(M, N, beta, C, ldc);
+        return;
+    }
+    cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans,
+                transB ? CblasTrans : CblasNoTrans, M, N, K, alpha, A, lda, B, ldb, beta, C,
+                ldc);
+}
+
+int fz_blas_serial_begin(void)
+{
+    int nt = openblas_get_num_threads();
+    if (nt > 1) openblas_set_num_threads(1);
+    return nt;
+}
+
+void fz_blas_serial_end(int prev)
+{
+    if (prev > 1) openblas_set_num_threads(prev);
+}
+
 void fz_gemm_naive(int transA, int transB, int M, int N, int K, float alpha, const float *A,
                    int lda, const float *B, int ldb, float beta, float *C, int ldc)
 {

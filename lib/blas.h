@@ -37,6 +37,19 @@
 void fz_gemm(int transA, int transB, int M, int N, int K, float alpha, const float *A,
              int lda, const float *B, int ldb, float beta, float *C, int ldc);
 
+/* The same product on the calling thread, for parts of a parallel loop (threads.h) running
+ * concurrently: it never changes OpenBLAS's thread count (fz_gemm does, for small
+ * products, and two threads doing so at once would race). Call it between
+ * fz_blas_serial_begin() and fz_blas_serial_end() on the thread that started the loop, so
+ * that OpenBLAS runs each product on the thread that calls it. */
+void fz_gemm_serial(int transA, int transB, int M, int N, int K, float alpha, const float *A,
+                    int lda, const float *B, int ldb, float beta, float *C, int ldc);
+
+/* Set OpenBLAS to one thread, returning the previous count for fz_blas_serial_end(), which
+ * restores it. */
+int fz_blas_serial_begin(void);
+void fz_blas_serial_end(int prev);
+
 /* The same product with plain loops and double accumulation: slow, kept as the oracle the
  * tests and fz_blas_selfcheck compare fz_gemm with. */
 void fz_gemm_naive(int transA, int transB, int M, int N, int K, float alpha, const float *A,

@@ -15,12 +15,20 @@
  * the grid-sized operand of the product is channel-major over the chunk, (C, m*Ho*Wo),
  * while the tensors are sample-major, (m, C, Ho, Wo): one copy gathers or scatters it, and
  * that pass also adds the bias or sums its gradient.
+ *
+ * Two cores. Most chunk products are too small for OpenBLAS's own threads to pay (see
+ * fz_gemm), and the gathers and scatters are ours: so with T threads (fz_blas_threads())
+ * the batch is cut into groups of samples that T threads of the pool of threads.h take in
+ * turn, each running its groups end to end on its own scratch and with single-threaded
+ * products (see "A call split over T threads" below).
  */
 #include <limits.h>
+#include <stdatomic.h>
 #include <string.h>
 
 #include "blas.h"
 #include "nn.h"
+#include "threads.h"
 
 /* Scratch budget of one layer in floats (2 MB): the chunk's columns are written by
  * im2col and read right away by the sgemm, and measured on vae-conv's layers a chunk that
@@ -247,17 +255,35 @@ static int max_chunk(const fz_layer *L, int max_batch)
     return (int)n;
 }
 
-size_t fz_conv_scratch_floats(const fz_layer *L, int max_batch)
+/* Threads the chunks of a call may be split over: OpenBLAS's thread count (the tools' -t),
+ * within the pool's reach. */
+int fz_conv_threads(void)
 {
-    return per_sample(L) * (size_t)max_chunk(L, max_batch);
+    int t = fz_blas_threads();
+    return t < 1 ? 1 : t > FZ_THREADS_MAX ? FZ_THREADS_MAX : t;
 }
 
-/* Chunk size for a batch of B: B split into equal chunks of at most the reserved size. */
-static int chunk_for(const fz_layer *L, int B)
+/* With T threads each takes a contiguous share of at most ceil(max_batch / T) samples. */
+static int share(int max_batch, int T) { return max_batch >= 1 ? (max_batch + T - 1) / T : 0; }
+
+/* With T > 1 threads a batch is cut into this many groups per thread, which the threads
+ * take in turn as they finish the previous one: a thread that the system pauses (a loaded
+ * machine) then does fewer groups instead of holding the others up. */
+#define FZ_CONV_GROUPS 4
+
+static int groups_for(int T) { return T > 1 ? FZ_CONV_GROUPS * T : 1; }
+
+/* Scratch of T threads: T regions of one chunk each, then the weight and bias gradients of
+ * groups 1..G-1 (group 0 adds into the layer's own). */
+static size_t scratch_floats(const fz_layer *L, int max_batch, int T)
 {
-    int c = max_chunk(L, L->max_batch);
-    int nchunks = (B + c - 1) / c;
-    return (B + nchunks - 1) / nchunks;
+    size_t one = per_sample(L) * (size_t)max_chunk(L, share(max_batch, T));
+    return one * (size_t)T + fz_layer_nparams(L) * (size_t)(groups_for(T) - 1);
+}
+
+size_t fz_conv_scratch_floats(const fz_layer *L, int max_batch)
+{
+    return scratch_floats(L, max_batch, fz_conv_threads());
 }
 
 /* ---- construction ------------------------------------------------------------------- */
@@ -345,104 +371,292 @@ int fz_convt2d_init(fz_layer *L, int in_c, int in_h, int in_w, int out_c, int k,
 
 /* ---- compute ------------------------------------------------------------------------ */
 
+/* A call split over T threads. The batch is cut into G groups of consecutive samples
+ * (G = FZ_CONV_GROUPS * T, at most B; G = 1 on one thread), group g holding the samples
+ * [B*g/G, B*(g+1)/G); each thread (part i of fz_threads_run) takes the next group not yet
+ * taken, runs it end to end (gathers, products, scatters) in chunks of at most `cmax`
+ * samples in its own region of the scratch (`region` floats each), then takes another.
+ * What a group computes does not depend on the thread that runs it: its chunks, products
+ * and sums are the same. The weight and bias gradients of group 0 are added into the
+ * layer's own (as with one thread), those of group g > 0 go into gradient buffer g - 1
+ * after the T regions, which reduce_grads() adds to the layer's in the order 1, 2, ...,
+ * G-1 once all groups are done: the results depend on T, never on the timing of the
+ * threads. With T == 1 the products go through fz_gemm (OpenBLAS may thread a large
+ * one); with T > 1 each thread multiplies on its own (fz_gemm_serial, OpenBLAS set to one
+ * thread around the parallel loop). */
+typedef struct job {
+    fz_layer *L;
+    const float *x, *dy;
+    float *y, *dx;
+    int B, T, G, cmax;
+    size_t region;
+    atomic_int next; /* the next group to take */
+} job;
+
+static void job_init(job *j, fz_layer *L, const float *x, const float *dy, float *y,
+                     float *dx, int B)
+{
+    int Tr = L->threads < 1 ? 1 : L->threads; /* the scratch has room for Tr threads */
+    int T = fz_conv_threads();
+    if (T > Tr) T = Tr;
+    if (T > B) T = B;
+    if (T < 1) T = 1;
+    j->L = L;
+    j->x = x;
+    j->dy = dy;
+    j->y = y;
+    j->dx = dx;
+    j->B = B;
+    j->T = T;
+    j->G = groups_for(T) < B ? groups_for(T) : B;
+    /* the region size and the chunk cap as reserved, whatever T is now */
+    j->cmax = max_chunk(L, share(L->max_batch, Tr));
+    j->region = per_sample(L) * (size_t)j->cmax;
+    atomic_init(&j->next, 0);
+}
+
+/* The next group for the calling thread, or -1 when all are taken. */
+static int take_group(job *j)
+{
+    int g = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed);
+    return g < j->G ? g : -1;
+}
+
+/* Group g's samples [*n0, *n1) and its chunk size. */
+static void group_range(const job *j, int g, int *n0, int *n1, int *nb)
+{
+    *n0 = (int)((long long)j->B * g / j->G);
+    *n1 = (int)((long long)j->B * (g + 1) / j->G);
+    int len = *n1 - *n0, nchunks = (len + j->cmax - 1) / j->cmax;
+    *nb = nchunks ? (len + nchunks - 1) / nchunks : 1; /* equal chunks of at most cmax */
+}
+
+/* Thread i's scratch region. */
+static float *region(const job *j, int i) { return j->L->scratch + j->region * (size_t)i; }
+
+static float *grad_buffer(const job *j, int g)
+{
+    return j->L->scratch + j->region * (size_t)j->T + fz_layer_nparams(j->L) * (size_t)(g - 1);
+}
+
+/* Where group g adds its weight gradient (*db: its bias gradient, or NULL without bias);
+ * the buffers of groups g > 0 start at zero. */
+static float *group_grads(const job *j, int g, float **db)
+{
+    fz_layer *L = j->L;
+    if (g == 0) {
+        *db = L->has_bias ? L->dbias : NULL;
+        return L->dweight;
+    }
+    size_t np = fz_layer_nparams(L), nw = np - (L->has_bias ? (size_t)L->out.c : 0);
+    float *buf = grad_buffer(j, g);
+    memset(buf, 0, np * sizeof *buf);
+    *db = L->has_bias ? buf + nw : NULL;
+    return buf;
+}
+
+static void gemm(const job *j, int transA, int transB, int M, int N, int K, const float *A,
+                 int lda, const float *B, int ldb, float beta, float *C, int ldc)
+{
+    if (j->T > 1)
+        fz_gemm_serial(transA, transB, M, N, K, 1.0f, A, lda, B, ldb, beta, C, ldc);
+    else
+        fz_gemm(transA, transB, M, N, K, 1.0f, A, lda, B, ldb, beta, C, ldc);
+}
+
+static void run_parts(job *j, void (*part)(void *, int))
+{
+    if (j->T == 1) {
+        part(j, 0);
+        return;
+    }
+    int prev = fz_blas_serial_begin(); /* from this thread only: see fz_gemm_serial */
+    fz_threads_run(j->T, part, j);
+    fz_blas_serial_end(prev);
+}
+
+/* Add the gradient buffers of groups 1..G-1 to the layer's, in that order. */
+static void reduce_grads(const job *j)
+{
+    fz_layer *L = j->L;
+    size_t np = fz_layer_nparams(L), nw = np - (L->has_bias ? (size_t)L->out.c : 0);
+    for (int g = 1; g < j->G; g++) {
+        const float *buf = grad_buffer(j, g);
+        for (size_t k = 0; k < nw; k++) L->dweight[k] += buf[k];
+        for (size_t k = nw; k < np; k++) L->dbias[k - nw] += buf[k];
+    }
+}
+
 /* Conv2d over a chunk of m samples, S = Ho*Wo grid positions, ld = m*S:
  *   col (C*k*k, ld)    im2col of the m inputs side by side
  *   t   (O, ld)        W (O, C*k*k) * col, then scattered to y (m, O, S) with the bias */
-void fz_conv2d_forward(fz_layer *L, const float *x, float *y, int B)
+static void conv2d_forward_group(job *j, float *col, int grp)
 {
+    fz_layer *L = j->L;
     geom g = geometry(L);
     int O = L->out.c, CKK = g.C * g.k * g.k, S = g.Ho * g.Wo;
     size_t in = fz_layer_in_size(L), out = fz_layer_out_size(L);
-    int nb = chunk_for(L, B);
-    float *col = L->scratch, *t = col + (size_t)CKK * nb * S;
-    for (int n0 = 0; n0 < B; n0 += nb) {
-        int m = B - n0 < nb ? B - n0 : nb;
+    int b0, b1, nb;
+    group_range(j, grp, &b0, &b1, &nb);
+    float *t = col + (size_t)CKK * nb * S;
+    const float *x = j->x;
+    float *y = j->y;
+    for (int n0 = b0; n0 < b1; n0 += nb) {
+        int m = b1 - n0 < nb ? b1 - n0 : nb;
         size_t ld = (size_t)m * S;
-        for (int j = 0; j < m; j++) im2col(&g, x + (n0 + j) * in, col + (size_t)j * S, ld);
-        fz_gemm(0, 0, O, (int)ld, CKK, 1.0f, L->weight, CKK, col, (int)ld, 0.0f, t, (int)ld);
-        for (int j = 0; j < m; j++)
+        for (int s = 0; s < m; s++) im2col(&g, x + (n0 + s) * in, col + (size_t)s * S, ld);
+        gemm(j, 0, 0, O, (int)ld, CKK, L->weight, CKK, col, (int)ld, 0.0f, t, (int)ld);
+        for (int s = 0; s < m; s++)
             for (int o = 0; o < O; o++)
-                copy_add_f(y + (n0 + j) * out + (size_t)o * S, t + o * ld + (size_t)j * S,
+                copy_add_f(y + (n0 + s) * out + (size_t)o * S, t + o * ld + (size_t)s * S,
                            L->has_bias ? L->bias[o] : 0.0f, S);
     }
+}
+
+static void conv2d_forward_part(void *arg, int i)
+{
+    job *j = arg;
+    for (int g; (g = take_group(j)) >= 0;) conv2d_forward_group(j, region(j, i), g);
+}
+
+void fz_conv2d_forward(fz_layer *L, const float *x, float *y, int B)
+{
+    job j;
+    job_init(&j, L, x, NULL, y, NULL, B);
+    run_parts(&j, conv2d_forward_part);
 }
 
 /* dyt (O, ld) is dy of the chunk in channel-major order, gathered with the bias gradient:
  *   dW (O, C*k*k) += dyt * col^T
  *   dcol (C*k*k, ld) = W^T * dyt (into col's memory), summed back onto the pixels of dx */
-void fz_conv2d_backward(fz_layer *L, const float *x, const float *dy, float *dx, int B)
+static void conv2d_backward_group(job *j, float *col, int grp)
 {
+    fz_layer *L = j->L;
     geom g = geometry(L);
     int O = L->out.c, CKK = g.C * g.k * g.k, S = g.Ho * g.Wo;
     size_t in = fz_layer_in_size(L), out = fz_layer_out_size(L);
-    int nb = chunk_for(L, B);
-    float *col = L->scratch, *dyt = col + (size_t)CKK * nb * S;
-    for (int n0 = 0; n0 < B; n0 += nb) {
-        int m = B - n0 < nb ? B - n0 : nb;
+    int b0, b1, nb;
+    group_range(j, grp, &b0, &b1, &nb);
+    float *dyt = col + (size_t)CKK * nb * S;
+    float *db, *dw = group_grads(j, grp, &db);
+    const float *x = j->x, *dy = j->dy;
+    float *dx = j->dx;
+    for (int n0 = b0; n0 < b1; n0 += nb) {
+        int m = b1 - n0 < nb ? b1 - n0 : nb;
         size_t ld = (size_t)m * S;
-        for (int j = 0; j < m; j++) im2col(&g, x + (n0 + j) * in, col + (size_t)j * S, ld);
+        for (int s = 0; s < m; s++) im2col(&g, x + (n0 + s) * in, col + (size_t)s * S, ld);
         for (int o = 0; o < O; o++) {
             float sb = 0.0f;
-            for (int j = 0; j < m; j++)
-                sb += copy_sum_f(dyt + o * ld + (size_t)j * S, dy + (n0 + j) * out + (size_t)o * S, S);
-            if (L->has_bias) L->dbias[o] += sb;
+            for (int s = 0; s < m; s++)
+                sb += copy_sum_f(dyt + o * ld + (size_t)s * S, dy + (n0 + s) * out + (size_t)o * S, S);
+            if (db) db[o] += sb;
         }
-        fz_gemm(0, 1, O, CKK, (int)ld, 1.0f, dyt, (int)ld, col, (int)ld, 1.0f, L->dweight, CKK);
+        gemm(j, 0, 1, O, CKK, (int)ld, dyt, (int)ld, col, (int)ld, 1.0f, dw, CKK);
         if (!dx) continue;
-        fz_gemm(1, 0, CKK, (int)ld, O, 1.0f, L->weight, CKK, dyt, (int)ld, 0.0f, col, (int)ld);
-        for (int j = 0; j < m; j++) col2im(&g, col + (size_t)j * S, ld, dx + (n0 + j) * in, NULL);
+        gemm(j, 1, 0, CKK, (int)ld, O, L->weight, CKK, dyt, (int)ld, 0.0f, col, (int)ld);
+        for (int s = 0; s < m; s++) col2im(&g, col + (size_t)s * S, ld, dx + (n0 + s) * in, NULL);
     }
+}
+
+static void conv2d_backward_part(void *arg, int i)
+{
+    job *j = arg;
+    for (int g; (g = take_group(j)) >= 0;) conv2d_backward_group(j, region(j, i), g);
+}
+
+void fz_conv2d_backward(fz_layer *L, const float *x, const float *dy, float *dx, int B)
+{
+    job j;
+    job_init(&j, L, x, dy, NULL, dx, B);
+    run_parts(&j, conv2d_backward_part);
+    reduce_grads(&j);
 }
 
 /* ConvTranspose2d over a chunk of m samples, HW = H*W input positions, ld = m*HW:
  *   xt  (Cin, ld)      x of the chunk in channel-major order
  *   col (O*k*k, ld)    W^T (O*k*k, Cin) * xt, summed onto the outputs over the bias */
-void fz_convt2d_forward(fz_layer *L, const float *x, float *y, int B)
+static void convt2d_forward_group(job *j, float *col, int grp)
 {
+    fz_layer *L = j->L;
     geom g = geometry(L); /* image = output (O, Ho, Wo), grid = input H x W */
     int Cin = L->in.c, O = L->out.c, OKK = O * g.k * g.k, HW = g.Ho * g.Wo;
     size_t in = fz_layer_in_size(L), out = fz_layer_out_size(L);
-    int nb = chunk_for(L, B);
-    float *col = L->scratch, *xt = col + (size_t)OKK * nb * HW;
-    for (int n0 = 0; n0 < B; n0 += nb) {
-        int m = B - n0 < nb ? B - n0 : nb;
+    int b0, b1, nb;
+    group_range(j, grp, &b0, &b1, &nb);
+    float *xt = col + (size_t)OKK * nb * HW;
+    const float *x = j->x;
+    float *y = j->y;
+    for (int n0 = b0; n0 < b1; n0 += nb) {
+        int m = b1 - n0 < nb ? b1 - n0 : nb;
         size_t ld = (size_t)m * HW;
-        for (int j = 0; j < m; j++)
+        for (int s = 0; s < m; s++)
             for (int c = 0; c < Cin; c++)
-                copy_f(xt + c * ld + (size_t)j * HW, x + (n0 + j) * in + (size_t)c * HW, HW);
-        fz_gemm(1, 0, OKK, (int)ld, Cin, 1.0f, L->weight, OKK, xt, (int)ld, 0.0f, col, (int)ld);
-        for (int j = 0; j < m; j++)
-            col2im(&g, col + (size_t)j * HW, ld, y + (n0 + j) * out, L->has_bias ? L->bias : NULL);
+                copy_f(xt + c * ld + (size_t)s * HW, x + (n0 + s) * in + (size_t)c * HW, HW);
+        gemm(j, 1, 0, OKK, (int)ld, Cin, L->weight, OKK, xt, (int)ld, 0.0f, col, (int)ld);
+        for (int s = 0; s < m; s++)
+            col2im(&g, col + (size_t)s * HW, ld, y + (n0 + s) * out, L->has_bias ? L->bias : NULL);
     }
+}
+
+static void convt2d_forward_part(void *arg, int i)
+{
+    job *j = arg;
+    for (int g; (g = take_group(j)) >= 0;) convt2d_forward_group(j, region(j, i), g);
+}
+
+void fz_convt2d_forward(fz_layer *L, const float *x, float *y, int B)
+{
+    job j;
+    job_init(&j, L, x, NULL, y, NULL, B);
+    run_parts(&j, convt2d_forward_part);
 }
 
 /* col (O*k*k, ld) is im2col of dy; xt (Cin, ld) x in channel-major order:
  *   dW (Cin, O*k*k) += xt * col^T
  *   dxt (Cin, ld) = W (Cin, O*k*k) * col (into xt's memory), scattered back to dx */
-void fz_convt2d_backward(fz_layer *L, const float *x, const float *dy, float *dx, int B)
+static void convt2d_backward_group(job *j, float *col, int grp)
 {
+    fz_layer *L = j->L;
     geom g = geometry(L);
     int Cin = L->in.c, O = L->out.c, OKK = O * g.k * g.k, HW = g.Ho * g.Wo;
     size_t in = fz_layer_in_size(L), out = fz_layer_out_size(L);
     int S = L->out.h * L->out.w;
-    int nb = chunk_for(L, B);
-    float *col = L->scratch, *xt = col + (size_t)OKK * nb * HW;
-    for (int n0 = 0; n0 < B; n0 += nb) {
-        int m = B - n0 < nb ? B - n0 : nb;
+    int b0, b1, nb;
+    group_range(j, grp, &b0, &b1, &nb);
+    float *xt = col + (size_t)OKK * nb * HW;
+    float *db, *dw = group_grads(j, grp, &db);
+    const float *x = j->x, *dy = j->dy;
+    float *dx = j->dx;
+    for (int n0 = b0; n0 < b1; n0 += nb) {
+        int m = b1 - n0 < nb ? b1 - n0 : nb;
         size_t ld = (size_t)m * HW;
-        for (int j = 0; j < m; j++) {
-            const float *dyn = dy + (n0 + j) * out;
-            im2col(&g, dyn, col + (size_t)j * HW, ld);
-            if (L->has_bias)
-                for (int o = 0; o < O; o++) L->dbias[o] += sum_f(dyn + (size_t)o * S, S);
+        for (int s = 0; s < m; s++) {
+            const float *dyn = dy + (n0 + s) * out;
+            im2col(&g, dyn, col + (size_t)s * HW, ld);
+            if (db)
+                for (int o = 0; o < O; o++) db[o] += sum_f(dyn + (size_t)o * S, S);
             for (int c = 0; c < Cin; c++)
-                copy_f(xt + c * ld + (size_t)j * HW, x + (n0 + j) * in + (size_t)c * HW, HW);
+                copy_f(xt + c * ld + (size_t)s * HW, x + (n0 + s) * in + (size_t)c * HW, HW);
         }
-        fz_gemm(0, 1, Cin, OKK, (int)ld, 1.0f, xt, (int)ld, col, (int)ld, 1.0f, L->dweight, OKK);
+        gemm(j, 0, 1, Cin, OKK, (int)ld, xt, (int)ld, col, (int)ld, 1.0f, dw, OKK);
         if (!dx) continue;
-        fz_gemm(0, 0, Cin, (int)ld, OKK, 1.0f, L->weight, OKK, col, (int)ld, 0.0f, xt, (int)ld);
-        for (int j = 0; j < m; j++)
+        gemm(j, 0, 0, Cin, (int)ld, OKK, L->weight, OKK, col, (int)ld, 0.0f, xt, (int)ld);
+        for (int s = 0; s < m; s++)
             for (int c = 0; c < Cin; c++)
-                copy_f(dx + (n0 + j) * in + (size_t)c * HW, xt + c * ld + (size_t)j * HW, HW);
+                copy_f(dx + (n0 + s) * in + (size_t)c * HW, xt + c * ld + (size_t)s * HW, HW);
     }
+}
+
+static void convt2d_backward_part(void *arg, int i)
+{
+    job *j = arg;
+    for (int g; (g = take_group(j)) >= 0;) convt2d_backward_group(j, region(j, i), g);
+}
+
+void fz_convt2d_backward(fz_layer *L, const float *x, const float *dy, float *dx, int B)
+{
+    job j;
+    job_init(&j, L, x, dy, NULL, dx, B);
+    run_parts(&j, convt2d_backward_part);
+    reduce_grads(&j);
 }

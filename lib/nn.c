@@ -3,11 +3,13 @@
 #include "nn.h"
 
 #include <math.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "blas.h"
+#include "threads.h"
 
 /* ---- construction ------------------------------------------------------------------- */
 
@@ -254,6 +256,7 @@ void fz_layer_free(fz_layer *L)
     L->scratch = NULL;
     L->own_scratch = 0;
     L->max_batch = 0;
+    L->threads = 0;
     L->last_mask = NULL;
 }
 
@@ -294,6 +297,7 @@ int fz_layer_reserve(fz_layer *L, int max_batch, float *scratch, fz_err *err)
     }
     if (nmask) L->mask = (unsigned char *)f;
     L->max_batch = max_batch;
+    if (L->kind == FZ_CONV2D || L->kind == FZ_CONVT2D) L->threads = fz_conv_threads();
     return 0;
 }
 
@@ -354,6 +358,18 @@ static void linear_backward(fz_layer *L, const float *x, const float *dy, float 
  * (5C doubles, or 10C floats in the float path). */
 
 /* ---- BatchNorm1d: float, vectorised across channels ---- */
+
+/* The element-wise layers split passes over at least this many floats over the threads
+ * (fz_blas_threads(), as the convolutions): below it, waking a worker costs about what it
+ * saves. */
+#define FZ_PAR_MIN ((size_t)1 << 17)
+
+static int par_threads(size_t n, size_t units)
+{
+    if (n < FZ_PAR_MIN) return 1;
+    int t = fz_conv_threads();
+    return (size_t)t > units ? (int)units : t;
+}
 
 /* acc[c] += x[c] */
 FZ_CLONES
@@ -502,29 +518,39 @@ static void row_affine(float *restrict y, const float *restrict x, float a, floa
     for (; i < n; i++) y[i] = x[i] * a + b;
 }
 
-static void bn_forward(fz_layer *L, const float *x, float *y, int B, int train)
+/* BatchNorm2d over threads: part i of T takes the channels [C*i/T, C*(i+1)/T), every
+ * sample of them, in the same order as one thread would: the same bits for any T. */
+typedef struct bn_job {
+    fz_layer *L;
+    const float *x, *dy;
+    float *y, *dx;
+    int B, train, T;
+} bn_job;
+
+static void bn_forward_part(void *arg, int i)
 {
-    int C = L->in.c;
+    const bn_job *j = arg;
+    fz_layer *L = j->L;
+    const float *x = j->x;
+    float *y = j->y;
+    int B = j->B, train = j->train, C = L->in.c;
+    int c0 = (int)((long long)C * i / j->T), c1 = (int)((long long)C * (i + 1) / j->T);
     size_t S = (size_t)L->in.h * L->in.w, n = (size_t)B * S;
-    if (S == 1) {
-        bn1d_forward(L, x, y, B, train);
-        return;
-    }
     double *mean = L->stat, *sq = mean + C, *ca = sq + C, *cb = ca + C;
     if (train) {
         /* two passes: the mean, then the biased variance */
-        for (int c = 0; c < C; c++) mean[c] = sq[c] = 0;
+        for (int c = c0; c < c1; c++) mean[c] = sq[c] = 0;
         for (int b = 0; b < B; b++) {
             const float *xb = x + (size_t)b * C * S;
-            for (int c = 0; c < C; c++) mean[c] += row_sum_d(xb + c * S, S);
+            for (int c = c0; c < c1; c++) mean[c] += row_sum_d(xb + c * S, S);
         }
-        for (int c = 0; c < C; c++) mean[c] /= (double)n;
+        for (int c = c0; c < c1; c++) mean[c] /= (double)n;
         for (int b = 0; b < B; b++) {
             const float *xb = x + (size_t)b * C * S;
-            for (int c = 0; c < C; c++) sq[c] += row_sq_d(xb + c * S, mean[c], S);
+            for (int c = c0; c < c1; c++) sq[c] += row_sq_d(xb + c * S, mean[c], S);
         }
     }
-    for (int c = 0; c < C; c++) {
+    for (int c = c0; c < c1; c++) {
         double m, invstd;
         if (train) {
             m = mean[c];
@@ -547,8 +573,19 @@ static void bn_forward(fz_layer *L, const float *x, float *y, int B, int train)
     for (int b = 0; b < B; b++) {
         const float *xb = x + (size_t)b * C * S;
         float *yb = y + (size_t)b * C * S;
-        for (int c = 0; c < C; c++) row_affine(yb + c * S, xb + c * S, (float)ca[c], (float)cb[c], S);
+        for (int c = c0; c < c1; c++) row_affine(yb + c * S, xb + c * S, (float)ca[c], (float)cb[c], S);
     }
+}
+
+static void bn_forward(fz_layer *L, const float *x, float *y, int B, int train)
+{
+    size_t S = (size_t)L->in.h * L->in.w;
+    if (S == 1) {
+        bn1d_forward(L, x, y, B, train);
+        return;
+    }
+    bn_job j = {L, x, NULL, y, NULL, B, train, par_threads((size_t)B * L->in.c * S, L->in.c)};
+    fz_threads_run(j.T, bn_forward_part, &j);
 }
 
 /* sdy += dy, sdyx += dy * (x - mean) * invstd over a row (one channel) */
@@ -590,23 +627,24 @@ static void row_dx(float *restrict dx, const float *restrict x, const float *res
     }
 }
 
-static void bn_backward(fz_layer *L, const float *x, const float *dy, float *dx, int B)
+static void bn_backward_part(void *arg, int i)
 {
-    int C = L->in.c;
+    const bn_job *j = arg;
+    fz_layer *L = j->L;
+    const float *x = j->x, *dy = j->dy;
+    float *dx = j->dx;
+    int B = j->B, C = L->in.c;
+    int c0 = (int)((long long)C * i / j->T), c1 = (int)((long long)C * (i + 1) / j->T);
     size_t S = (size_t)L->in.h * L->in.w, n = (size_t)B * S;
-    if (S == 1) {
-        bn1d_backward(L, x, dy, dx, B);
-        return;
-    }
     const float *mean = L->save_mean, *invstd = L->save_invstd;
     double *sdy = L->stat, *sdyx = sdy + C, *g = sdyx + C, *mdy = g + C, *mdyx = mdy + C;
-    for (int c = 0; c < C; c++) sdy[c] = sdyx[c] = 0;
+    for (int c = c0; c < c1; c++) sdy[c] = sdyx[c] = 0;
     for (int b = 0; b < B; b++) {
         const float *xb = x + (size_t)b * C * S, *dyb = dy + (size_t)b * C * S;
-        for (int c = 0; c < C; c++)
+        for (int c = c0; c < c1; c++)
             row_dsums(xb + c * S, dyb + c * S, mean[c], invstd[c], S, &sdy[c], &sdyx[c]);
     }
-    for (int c = 0; c < C; c++) {
+    for (int c = c0; c < c1; c++) {
         L->dweight[c] += (float)sdyx[c];
         L->dbias[c] += (float)sdy[c];
         g[c] = L->weight[c] * invstd[c];
@@ -617,10 +655,21 @@ static void bn_backward(fz_layer *L, const float *x, const float *dy, float *dx,
     for (int b = 0; b < B; b++) {
         const float *xb = x + (size_t)b * C * S, *dyb = dy + (size_t)b * C * S;
         float *dxb = dx + (size_t)b * C * S;
-        for (int c = 0; c < C; c++)
+        for (int c = c0; c < c1; c++)
             row_dx(dxb + c * S, xb + c * S, dyb + c * S, mean[c], invstd[c], (float)g[c],
                    (float)mdy[c], (float)mdyx[c], S);
     }
+}
+
+static void bn_backward(fz_layer *L, const float *x, const float *dy, float *dx, int B)
+{
+    size_t S = (size_t)L->in.h * L->in.w;
+    if (S == 1) {
+        bn1d_backward(L, x, dy, dx, B);
+        return;
+    }
+    bn_job j = {L, x, dy, NULL, dx, B, 1, par_threads((size_t)B * L->in.c * S, L->in.c)};
+    fz_threads_run(j.T, bn_backward_part, &j);
 }
 
 /* ---- Dropout ------------------------------------------------------------------------ */
@@ -789,6 +838,51 @@ static void act_backward(const fz_layer *L, const float *x, const float *y, cons
     }
 }
 
+/* Activations over threads: the elements are cut into pieces of FZ_ACT_PIECE floats
+ * (64 KB) that the threads take in turn from a shared counter; element-wise, so the same
+ * bits for any T and any order. */
+#define FZ_ACT_PIECE ((size_t)16384)
+
+typedef struct act_job {
+    const fz_layer *L;
+    const float *x, *y, *dy;
+    float *out; /* y of the forward, dx of the backward */
+    size_t total;
+    int T, backward;
+    atomic_size_t next; /* the next piece */
+} act_job;
+
+static void act_part(void *arg, int i)
+{
+    act_job *j = arg;
+    (void)i;
+    for (;;) {
+        size_t lo = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed) * FZ_ACT_PIECE;
+        if (lo >= j->total) return;
+        size_t n = j->total - lo < FZ_ACT_PIECE ? j->total - lo : FZ_ACT_PIECE;
+        const float *x = j->x ? j->x + lo : NULL, *y = j->y ? j->y + lo : NULL;
+        if (j->backward)
+            act_backward(j->L, x, y, j->dy + lo, j->out + lo, n);
+        else
+            act_forward(j->L, x, j->out + lo, n);
+    }
+}
+
+static void act_run(const fz_layer *L, const float *x, const float *y, const float *dy,
+                    float *out, size_t total, int backward)
+{
+    int T = par_threads(total, total / FZ_ACT_PIECE + 1);
+    if (T == 1) {
+        if (backward)
+            act_backward(L, x, y, dy, out, total);
+        else
+            act_forward(L, x, out, total);
+        return;
+    }
+    act_job j = {L, x, y, dy, out, total, T, backward, 0};
+    fz_threads_run(T, act_part, &j);
+}
+
 /* ---- evaluation of element-wise runs ------------------------------------------------ */
 
 int fz_layer_eval_fusable(const fz_layer *L)
@@ -853,7 +947,7 @@ void fz_layer_forward(fz_layer *L, const float *x, float *y, int B, int train, f
     case FZ_UNFLATTEN:
         if (y != x) memcpy(y, x, total * sizeof(float));
         break;
-    default: act_forward(L, x, y, total); break;
+    default: act_run(L, x, NULL, NULL, y, total, 0); break;
     }
 }
 
@@ -875,7 +969,7 @@ void fz_layer_backward(fz_layer *L, const float *x, const float *y, const float 
         if (dx && dx != dy) memcpy(dx, dy, total * sizeof(float));
         break;
     default:
-        if (dx) act_backward(L, x, y, dy, dx, total);
+        if (dx) act_run(L, x, y, dy, dx, total, 1);
         break;
     }
 }

@@ -113,6 +113,9 @@ typedef struct fz_layer {
     float *save_mean, *save_invstd; /* BatchNorm (C): statistics of the latest forward */
     double *stat;            /* BatchNorm (5C doubles; BatchNorm1d uses them as 10C floats):
                                 per-channel sums and coefficients of one call, owned */
+    int threads;             /* convolutions: threads the scratch has room for (the
+                                thread count when reserved, fz_blas_threads()); a call
+                                splits its chunks over min(that, the count now) threads */
     float *scratch;          /* im2col columns */
     int own_scratch;
     void *owned;             /* single allocation behind stat/mask/save_* (and scratch if own) */
@@ -149,7 +152,10 @@ size_t fz_layer_nparams(const fz_layer *L);
 size_t fz_layer_nbuffers(const fz_layer *L);
 /* Scratch floats forward/backward need during one call (0 for most kinds), whatever the
  * batch size: the convolutions process the batch in chunks of samples, and this is the
- * size of their largest chunk (about 2 MB, or one sample's columns when larger). */
+ * size of their largest chunk (about 2 MB, or one sample's columns when larger), times
+ * the thread count T (fz_blas_threads(): a call splits its batch into 4T groups of
+ * samples for that many threads), plus the weight and bias gradients of 4T - 1 groups
+ * when T > 1. Size the scratch and reserve with the same thread count. */
 size_t fz_layer_scratch_floats(const fz_layer *L);
 /* The same for batches of up to max_batch samples (never more than the above): enough for
  * a shared buffer when every layer is reserved with this max_batch. */
@@ -210,6 +216,7 @@ void fz_layers_eval_rows(fz_layer *L, int k, const float *x, float *y, int B);
 
 /* Internal to lib/ (conv.c, called by the dispatch in nn.c); use the fz_layer_* calls. */
 size_t fz_conv_scratch_floats(const fz_layer *L, int max_batch); /* max_batch 0: any */
+int fz_conv_threads(void); /* threads a convolution reserved now would have room for */
 void fz_conv2d_forward(fz_layer *L, const float *x, float *y, int B);
 void fz_conv2d_backward(fz_layer *L, const float *x, const float *dy, float *dx, int B);
 void fz_convt2d_forward(fz_layer *L, const float *x, float *y, int B);
