@@ -500,24 +500,14 @@ int fz_model_memory(const fz_model *m, int B, fz_model_mem *mem, fz_err *err)
     const char *names[3] = {"encoder", "decoder", "head"};
     size_t act = 0, ws = 0, t;
     for (int k = 0; k < (m->has_head ? 3 : 2); k++) {
-        const fz_net *net = nets[k];
-        size_t outs = 0, widest = fz_net_in_size(net);
-        for (int i = 0; i < net->n; i++) {
-            const fz_layer *L = &net->layers[i];
-            size_t o = fz_layer_out_size(L);
-            if (o > widest) widest = o;
-            if (!fz_layer_is_view(L)) outs += o;
-            size_t s = fz_layer_scratch_floats_for(L, B);
-            if (s > ws) {
-                ws = s;
-                mem->ws_net = names[k];
-                mem->ws_layer = i;
-            }
+        fz_net_sizes sz; /* what fz_net_reserve allocates for this net */
+        if (fz_net_sizes_for(nets[k], B, &sz, err)) return -1;
+        if (sz.scratch > ws) {
+            ws = sz.scratch;
+            mem->ws_net = names[k];
+            mem->ws_layer = sz.scratch_layer;
         }
-        /* outs (B, sum of outputs) kept for backward, dbuf 2 x (B, widest) */
-        if (fz_add_size(outs, 2 * widest, &t) || fz_mul_size(t, (size_t)B, &t) ||
-            fz_add_size(act, t, &act))
-            goto big;
+        if (fz_add_size(act, sz.outputs, &act) || fz_add_size(act, sz.grads, &act)) goto big;
     }
     if (m->has_fuzzy) { /* u (B, K, n) and r2 (B, K) */
         size_t kn = (size_t)m->fuzzy.K * ((size_t)m->fuzzy.n + 1);

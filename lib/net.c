@@ -96,22 +96,35 @@ static void free_activations(fz_net *net)
     net->act_block = net->dbuf[0] = net->dbuf[1] = net->scratch = NULL;
 }
 
-int fz_net_reserve(fz_net *net, int max_batch, fz_err *err)
+int fz_net_sizes_for(const fz_net *net, int max_batch, fz_net_sizes *sz, fz_err *err)
 {
-    free_activations(net);
-    size_t total = 0, widest = shape_size(net->in), scratch = 0;
+    size_t total = 0, widest = shape_size(net->in);
+    sz->scratch = 0;
+    sz->scratch_layer = -1;
     for (int i = 0; i < net->n; i++) {
-        fz_layer *L = &net->layers[i];
+        const fz_layer *L = &net->layers[i];
         size_t o = fz_layer_out_size(L);
         if (o > widest) widest = o;
         if (!fz_layer_is_view(L)) total += o;
-        size_t s = fz_layer_scratch_floats(L);
-        if (s > scratch) scratch = s;
+        size_t s = fz_layer_scratch_floats_for(L, max_batch);
+        if (s > sz->scratch) {
+            sz->scratch = s;
+            sz->scratch_layer = i;
+        }
     }
-    size_t act_floats, d_floats;
-    if (fz_mul_size(total, (size_t)max_batch, &act_floats) ||
-        fz_mul_size(widest, (size_t)max_batch, &d_floats))
+    if (fz_mul_size(total, (size_t)max_batch, &sz->outputs) ||
+        fz_mul_size(widest, (size_t)max_batch, &sz->grads) ||
+        fz_mul_size(sz->grads, 2, &sz->grads))
         return fz_fail(err, FZ_ENOMEM, "batch of %d too large for this network", max_batch);
+    return 0;
+}
+
+int fz_net_reserve(fz_net *net, int max_batch, fz_err *err)
+{
+    free_activations(net);
+    fz_net_sizes sz;
+    if (fz_net_sizes_for(net, max_batch, &sz, err)) return -1;
+    size_t act_floats = sz.outputs, d_floats = sz.grads / 2, scratch = sz.scratch;
     net->act_block = malloc((act_floats ? act_floats : 1) * sizeof(float));
     net->dbuf[0] = malloc(d_floats * sizeof(float));
     net->dbuf[1] = malloc(d_floats * sizeof(float));

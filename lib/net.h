@@ -34,6 +34,15 @@ int fz_net_build(fz_net *net, const fz_layer_spec *specs, int n, fz_shape in, in
 void fz_net_bind(fz_net *net, float *params, float *grads, float *buffers);
 /* Allocate activations and scratch for batches of up to max_batch (again to resize). */
 int fz_net_reserve(fz_net *net, int max_batch, fz_err *err);
+/* What fz_net_reserve allocates for batches of up to max_batch, in floats: every layer's
+ * output (views excluded), two gradient buffers of the widest layer, and the shared scratch
+ * of the layer that needs the most (its index in *scratch_layer, -1 when none needs any).
+ * Fails only when a size overflows. */
+typedef struct fz_net_sizes {
+    size_t outputs, grads, scratch;
+    int scratch_layer;
+} fz_net_sizes;
+int fz_net_sizes_for(const fz_net *net, int max_batch, fz_net_sizes *sz, fz_err *err);
 void fz_net_free(fz_net *net);
 /* PyTorch default initialisation of every layer, in layer order. */
 void fz_net_init_params(fz_net *net, fz_rng *rng);
