@@ -391,6 +391,7 @@ typedef struct job {
     int B, T, G, cmax;
     size_t region;
     atomic_int next; /* the next group to take */
+    void (*group)(struct job *j, float *scratch, int grp); /* the work of one group */
 } job;
 
 static void job_init(job *j, fz_layer *L, const float *x, const float *dy, float *y,
@@ -464,14 +465,22 @@ static void gemm(const job *j, int transA, int transB, int M, int N, int K, cons
         fz_gemm(transA, transB, M, N, K, 1.0f, A, lda, B, ldb, beta, C, ldc);
 }
 
-static void run_parts(job *j, void (*part)(void *, int))
+/* Part i of T: take groups until none is left, each run in the part's own scratch region. */
+static void run_part(void *arg, int i)
 {
+    job *j = arg;
+    for (int g; (g = take_group(j)) >= 0;) j->group(j, region(j, i), g);
+}
+
+static void run_parts(job *j, void (*group)(job *, float *, int))
+{
+    j->group = group;
     if (j->T == 1) {
-        part(j, 0);
+        run_part(j, 0);
         return;
     }
     int prev = fz_blas_serial_begin(); /* from this thread only: see fz_gemm_serial */
-    fz_threads_run(j->T, part, j);
+    fz_threads_run(j->T, run_part, j);
     fz_blas_serial_end(prev);
 }
 
@@ -513,17 +522,11 @@ static void conv2d_forward_group(job *j, float *col, int grp)
     }
 }
 
-static void conv2d_forward_part(void *arg, int i)
-{
-    job *j = arg;
-    for (int g; (g = take_group(j)) >= 0;) conv2d_forward_group(j, region(j, i), g);
-}
-
 void fz_conv2d_forward(fz_layer *L, const float *x, float *y, int B)
 {
     job j;
     job_init(&j, L, x, NULL, y, NULL, B);
-    run_parts(&j, conv2d_forward_part);
+    run_parts(&j, conv2d_forward_group);
 }
 
 /* dyt (O, ld) is dy of the chunk in channel-major order, gathered with the bias gradient:
@@ -558,17 +561,11 @@ static void conv2d_backward_group(job *j, float *col, int grp)
     }
 }
 
-static void conv2d_backward_part(void *arg, int i)
-{
-    job *j = arg;
-    for (int g; (g = take_group(j)) >= 0;) conv2d_backward_group(j, region(j, i), g);
-}
-
 void fz_conv2d_backward(fz_layer *L, const float *x, const float *dy, float *dx, int B)
 {
     job j;
     job_init(&j, L, x, dy, NULL, dx, B);
-    run_parts(&j, conv2d_backward_part);
+    run_parts(&j, conv2d_backward_group);
     reduce_grads(&j);
 }
 
@@ -598,17 +595,11 @@ static void convt2d_forward_group(job *j, float *col, int grp)
     }
 }
 
-static void convt2d_forward_part(void *arg, int i)
-{
-    job *j = arg;
-    for (int g; (g = take_group(j)) >= 0;) convt2d_forward_group(j, region(j, i), g);
-}
-
 void fz_convt2d_forward(fz_layer *L, const float *x, float *y, int B)
 {
     job j;
     job_init(&j, L, x, NULL, y, NULL, B);
-    run_parts(&j, convt2d_forward_part);
+    run_parts(&j, convt2d_forward_group);
 }
 
 /* col (O*k*k, ld) is im2col of dy; xt (Cin, ld) x in channel-major order:
@@ -647,16 +638,10 @@ static void convt2d_backward_group(job *j, float *col, int grp)
     }
 }
 
-static void convt2d_backward_part(void *arg, int i)
-{
-    job *j = arg;
-    for (int g; (g = take_group(j)) >= 0;) convt2d_backward_group(j, region(j, i), g);
-}
-
 void fz_convt2d_backward(fz_layer *L, const float *x, const float *dy, float *dx, int B)
 {
     job j;
     job_init(&j, L, x, dy, NULL, dx, B);
-    run_parts(&j, convt2d_backward_part);
+    run_parts(&j, convt2d_backward_group);
     reduce_grads(&j);
 }
