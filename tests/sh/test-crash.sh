@@ -51,20 +51,8 @@ else
     cc -std=c11 -Wall -Wextra -Werror -O2 -shared -fPIC -o "$T/shim.so" "$FZ_ROOT/tests/faultshim.c" \
         -ldl 2>"$T/cc.err" && SHIM=(env "LD_PRELOAD=$T/shim.so") && shim_ok=1
 fi
-# shim ARGS...: the command under the shim, stderr to $T/err. ASan's check of the preload
-# order still misfires now and then under load (exit 1, 'ASan runtime does not come
-# first', before main: nothing is written): that run says nothing of fz, and is made again (up to 5 times).
-shim() {
-    "${SHIM[@]}" "$@" 2>"$T/err"
-    local rc=$?
-    local tries=1
-    while [ $tries -lt 5 ] && grep -q 'ASan runtime does not come first' "$T/err"; do
-        "${SHIM[@]}" "$@" 2>"$T/err"
-        rc=$?
-        tries=$((tries + 1))
-    done
-    return $rc
-}
+# shim ARGS...: the command under the fault shim (lib.sh's shim_run), stderr to $T/err.
+shim() { shim_run "$T/err" "$@"; }
 exact=0
 if [ $shim_ok = 1 ]; then
     for at in open:1 write:3 fsync:1 fsync+:1 close+:1 rename:1 rename+:1 \
