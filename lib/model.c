@@ -548,9 +548,30 @@ int fz_model_terms(const fz_model *m)
 
 int fz_model_latent(const fz_model *m) { return m->arch.latent; }
 
+/* h (B, Z or 2Z), the encoder's output -> mu and s */
+static void split_codes(const fz_model *m, const float *h, int B, float *mu, float *s);
+
 void fz_model_encode(fz_model *m, const float *x, int B, float *mu, float *s)
 {
-    const float *h = fz_net_forward(&m->enc, x, B, 0, NULL);
+    split_codes(m, fz_net_forward(&m->enc, x, B, 0, NULL), B, mu, s);
+}
+
+void fz_model_encode_ld(fz_model *m, const float *x, size_t ldx, int B, float *scratch,
+                        float *mu, float *s)
+{
+    size_t D = m->in_count;
+    if (ldx == D) {
+        fz_model_encode(m, x, B, mu, s);
+    } else if (fz_net_takes_ld(&m->enc)) {
+        split_codes(m, fz_net_forward_ld(&m->enc, x, ldx, B), B, mu, s);
+    } else {
+        for (int b = 0; b < B; b++) memcpy(scratch + (size_t)b * D, x + (size_t)b * ldx, D * sizeof(float));
+        fz_model_encode(m, scratch, B, mu, s);
+    }
+}
+
+static void split_codes(const fz_model *m, const float *h, int B, float *mu, float *s)
+{
     int Z = m->arch.latent;
     if (m->arch.kind == FZ_KIND_AE) {
         memcpy(mu, h, (size_t)B * Z * sizeof(float));

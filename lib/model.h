@@ -91,6 +91,12 @@ int fz_model_latent(const fz_model *m);
 /* Encode in evaluation mode: x (B, in) -> mu (B, Z) and, for a vae, s (B, Z) (the log-variance
  * or the softplus argument, see arch sigma); s may be NULL. For an ae mu is z. */
 void fz_model_encode(fz_model *m, const float *x, int B, float *mu, float *s);
+/* The same for rows of x that are ldx >= in floats apart (a field read in place inside the
+ * rows of a stream): the first layer reads them where they lie when the encoder allows it
+ * (fz_net_takes_ld), else they are gathered into scratch, scratch (B, in), which may then
+ * not be NULL. Same results as fz_model_encode on the rows copied together. */
+void fz_model_encode_ld(fz_model *m, const float *x, size_t ldx, int B, float *scratch,
+                        float *mu, float *s);
 /* Decode in evaluation mode: z (B, Z) -> returns the reconstruction (B, in), owned by the
  * model until the next decode. */
 const float *fz_model_decode(fz_model *m, const float *z, int B);
