@@ -122,6 +122,16 @@ typedef struct cfg {
     int transposed, c, h, w, o, k, s, p, op;
 } cfg;
 
+/* The layer of configuration c, with a bias. */
+static void layer_init(const cfg *c, fz_layer *L)
+{
+    fz_err err;
+    int rc = c->transposed
+                 ? fz_convt2d_init(L, c->c, c->h, c->w, c->o, c->k, c->s, c->p, c->op, 1, &err)
+                 : fz_conv2d_init(L, c->c, c->h, c->w, c->o, c->k, c->s, c->p, 1, &err);
+    CHECK_EQ_INT(rc, 0);
+}
+
 /* Forward and backward of the layer on x with threads threads and chunk samples per chunk
  * (0 = the default): y (B, out), dx (B, in), g (the parameter gradients, nparams). */
 static void run(const cfg *c, int chunk, int threads, const float *params, const float *x,
@@ -129,10 +139,7 @@ static void run(const cfg *c, int chunk, int threads, const float *params, const
 {
     fz_layer L;
     fz_err err;
-    int rc = c->transposed
-                 ? fz_convt2d_init(&L, c->c, c->h, c->w, c->o, c->k, c->s, c->p, c->op, 1, &err)
-                 : fz_conv2d_init(&L, c->c, c->h, c->w, c->o, c->k, c->s, c->p, 1, &err);
-    CHECK_EQ_INT(rc, 0);
+    layer_init(c, &L);
     L.chunk = chunk;
     fz_blas_set_threads(threads);
     size_t np = fz_layer_nparams(&L);
@@ -175,11 +182,7 @@ static void test_conv_threads(void)
     for (size_t ci = 0; ci < sizeof cfgs / sizeof cfgs[0]; ci++) {
         const cfg *c = &cfgs[ci];
         fz_layer L;
-        fz_err err;
-        int rc = c->transposed
-                     ? fz_convt2d_init(&L, c->c, c->h, c->w, c->o, c->k, c->s, c->p, c->op, 1, &err)
-                     : fz_conv2d_init(&L, c->c, c->h, c->w, c->o, c->k, c->s, c->p, 1, &err);
-        CHECK_EQ_INT(rc, 0);
+        layer_init(c, &L);
         size_t in = fz_layer_in_size(&L), out = fz_layer_out_size(&L), np = fz_layer_nparams(&L);
         /* the scratch: per thread its chunk, plus a gradient buffer per extra thread */
         fz_blas_set_threads(1);
