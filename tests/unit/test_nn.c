@@ -305,6 +305,10 @@ static void test_conv(void)
         {1, 3, 4, 2, 3, 1, 2, 1}, {2, 4, 4, 3, 1, 2, 1, 1},
         /* stride 1 rows of 8 and more floats (the vectorised copies), and vae-conv's k5 */
         {2, 6, 19, 3, 3, 1, 1, 1}, {2, 12, 12, 3, 5, 1, 0, 1},
+        /* stride 1 with in_c * k >= 16: folded kernel rows, with and without padding, a
+         * kernel as tall as the padded input, and no bias */
+        {6, 5, 7, 4, 3, 1, 1, 1}, {4, 9, 8, 3, 5, 1, 0, 1}, {8, 4, 6, 2, 2, 1, 2, 0},
+        {4, 3, 9, 2, 5, 1, 1, 1},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         const int *c = cases[i];
@@ -330,6 +334,10 @@ static void test_convt(void)
         {3, 4, 5, 2, 4, 2, 1, 0, 1}, {2, 3, 4, 2, 3, 2, 1, 1, 1}, {2, 4, 3, 3, 3, 1, 2, 0, 1},
         {3, 3, 4, 2, 1, 1, 0, 0, 1}, {2, 3, 3, 2, 2, 3, 0, 2, 0}, {1, 3, 2, 2, 5, 2, 2, 1, 1},
         {2, 2, 3, 3, 3, 2, 0, 0, 1}, {2, 3, 12, 2, 3, 1, 0, 0, 1}, {2, 8, 8, 2, 5, 1, 0, 0, 1},
+        /* stride 1 with out_c * k >= 16: folded kernel rows, with and without padding and
+         * bias */
+        {3, 4, 5, 6, 3, 1, 0, 0, 1}, {2, 3, 4, 4, 5, 1, 1, 0, 1}, {5, 2, 3, 8, 2, 1, 0, 0, 0},
+        {3, 5, 4, 4, 5, 1, 2, 0, 1},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         const int *c = cases[i];

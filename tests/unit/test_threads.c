@@ -176,6 +176,7 @@ static void test_conv_threads(void)
         {0, 1, 6, 5, 3, 2, 3, 2, 0},  /* kernel smaller than the stride */
         {1, 4, 5, 5, 2, 3, 2, 1, 1},  /* ConvTranspose2d stride 2, output padding */
         {1, 3, 6, 4, 2, 4, 1, 2, 0},  /* ConvTranspose2d padding 2 */
+        {1, 6, 5, 4, 4, 5, 1, 1, 0},  /* ConvTranspose2d stride 1 as in vae-conv */
     };
     static const int batches[] = {1, 3, 257};
     static const int chunks[] = {0, 1, 7};
@@ -189,10 +190,19 @@ static void test_conv_threads(void)
         size_t s1 = fz_layer_scratch_floats_for(&L, 4), s1any = fz_layer_scratch_floats(&L);
         fz_blas_set_threads(2);
         size_t s2 = fz_layer_scratch_floats_for(&L, 4), s2any = fz_layer_scratch_floats(&L);
-        /* 2 threads x 2 samples = 1 thread x 4 samples, and the gradients of 2 x 4 - 1
-         * groups of samples beyond the first */
-        CHECK_EQ_INT(s2, s1 + 7 * np);
-        CHECK_EQ_INT(s2any, 2 * s1any + 7 * np); /* any batch: a full chunk each */
+        if (c->s == 1) {
+            /* one sample at a time: a region per thread whatever the batch, the gradients of
+             * 2 x 4 - 1 groups of samples beyond the first, and the weights once */
+            size_t nw = np - (size_t)c->o; /* the bias has out_c entries */
+            CHECK_EQ_INT(s1any, s1);
+            CHECK_EQ_INT(s2any, s2);
+            CHECK_EQ_INT(s2, 2 * (s1 - nw) + 7 * np + nw);
+        } else {
+            /* 2 threads x 2 samples = 1 thread x 4 samples, and the gradients of 2 x 4 - 1
+             * groups of samples beyond the first */
+            CHECK_EQ_INT(s2, s1 + 7 * np);
+            CHECK_EQ_INT(s2any, 2 * s1any + 7 * np); /* any batch: a full chunk each */
+        }
         int Bmax = 257;
         float *x = malloc(Bmax * in * sizeof *x), *dy = malloc(Bmax * out * sizeof *dy);
         float *par = malloc(np * sizeof *par);
