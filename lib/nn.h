@@ -92,9 +92,10 @@ typedef struct fz_layer {
     /* hyper-parameters (only those of the kind are meaningful) */
     int k, stride, pad, out_pad; /* convolutions: square kernel k x k */
     int has_bias;                /* Linear and convolutions */
-    int chunk;                   /* convolutions: most samples per sgemm; 0 (the default)
-                                    = as many as 2 MB of scratch hold. Set it before
-                                    sizing the scratch and reserving. */
+    int chunk;                   /* convolutions of stride > 1: most samples per sgemm;
+                                    0 (the default) = as many as 2 MB of scratch hold.
+                                    Set it before sizing the scratch and reserving.
+                                    (Stride 1 goes one sample at a time.) */
     float slope;                 /* LeakyReLU negative slope */
     float p;                     /* Dropout probability of zeroing */
     float momentum, eps;         /* BatchNorm: 0.1 and 1e-5 */
@@ -151,11 +152,13 @@ size_t fz_layer_out_size(const fz_layer *L);
 size_t fz_layer_nparams(const fz_layer *L);
 size_t fz_layer_nbuffers(const fz_layer *L);
 /* Scratch floats forward/backward need during one call (0 for most kinds), whatever the
- * batch size: the convolutions process the batch in chunks of samples, and this is the
- * size of their largest chunk (about 2 MB, or one sample's columns when larger), times
- * the thread count T (fz_blas_threads(): a call splits its batch into 4T groups of
- * samples for that many threads), plus the weight and bias gradients of 4T - 1 groups
- * when T > 1. Size the scratch and reserve with the same thread count. */
+ * batch size: convolutions of stride > 1 process the batch in chunks of samples, and this
+ * is the size of their largest chunk (about 2 MB, or one sample's columns when larger);
+ * those of stride 1 go one sample at a time (its folded columns, their gradient and a
+ * weight gradient), and add the weights in their order once. That, times the thread
+ * count T (fz_blas_threads(): a call splits its batch into 4T groups of samples for that
+ * many threads), plus the weight and bias gradients of 4T - 1 groups when T > 1. Size the
+ * scratch and reserve with the same thread count. */
 size_t fz_layer_scratch_floats(const fz_layer *L);
 /* The same for batches of up to max_batch samples (never more than the above): enough for
  * a shared buffer when every layer is reserved with this max_batch. */
