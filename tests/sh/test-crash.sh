@@ -38,6 +38,12 @@ resume() {
     ! ls "$d" | grep -q '\.tmp\.' || fail "$what: temporary files left: $(ls "$d")"
 }
 
+# A shell starts an asynchronous command with SIGINT ignored (so does this test when it
+# runs in the background), and under nohup SIGHUP is ignored too; fz-train respects an
+# ignored signal: env restores the defaults first wherever a test sends one.
+env --default-signal=INT true 2>/dev/null || skip "env --default-signal is missing (coreutils < 8.31)"
+BG=(env --default-signal=INT,TERM,HUP)
+
 # --- kill -9 at the exact points of writing a checkpoint ---
 shim_ok=0
 if [ $san = 1 ]; then
@@ -84,7 +90,7 @@ if [ $shim_ok = 1 ]; then
     # a signal during a save, and a second one right after: the save completes first
     d="$T/sig-save"; mkdir "$d"
     shim FZ_SHIM_KILL_AT=fsync:2:INT,rename:2:TERM \
-        "${TRAIN[@]}" -o "$d/m.st" "$T/train.npy"
+        "${BG[@]}" "${TRAIN[@]}" -o "$d/m.st" "$T/train.npy"
     rc=$?
     [ $rc = 130 ] || fail "SIGINT while saving: exit $rc, expected 130 ($(cat "$T/err"))"
     expect_err "stopped by SIGINT; .*m\.st keeps the checkpoint of epoch 2$"
@@ -95,10 +101,6 @@ else
 fi
 
 # --- SIGINT and SIGTERM in the middle of a run ---
-# A shell starts an asynchronous command with SIGINT ignored, and under nohup SIGHUP is
-# ignored too; fz-train respects an ignored signal: env restores the defaults first.
-env --default-signal=INT true 2>/dev/null || skip "env --default-signal is missing (coreutils < 8.31)"
-BG=(env --default-signal=INT,TERM,HUP)
 sigs=0
 for sig in INT TERM HUP INT; do
     d="$T/s$sigs"; mkdir "$d"
