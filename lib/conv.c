@@ -99,9 +99,12 @@ static inline void copy_add_f(float *restrict d, const float *restrict s, float 
 }
 
 /* d += b */
-static inline void add_const_f(float *d, float b, int n)
+static inline void add_const_f(float *restrict d, float b, int n)
 {
-    for (int i = 0; i < n; i++) d[i] += b;
+    int i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int t = 0; t < 8; t++) d[i + t] += b;
+    for (; i < n; i++) d[i] += b;
 }
 
 /* d = s, returning the sum of s */
@@ -576,8 +579,15 @@ static void col2im_folded(const geom *g, const float *xf, float *img, const floa
     int k = g->k, p = g->p, Wo = g->Wo, Hp = g->Ho + k - 1;
     size_t ld = (size_t)Hp * Wo, HW = (size_t)g->H * g->W;
     for (int c = 0; c < g->C; c++) {
-        float v = init ? init[c] : 0.0f;
-        for (size_t q = 0; q < HW; q++) img[c * HW + q] = v;
+        if (!init || init[c] == 0.0f) {
+            memset(img + c * HW, 0, HW * sizeof(float));
+            continue;
+        }
+        float *d = img + c * HW, v = init[c];
+        size_t q = 0;
+        for (; q + 8 <= HW; q += 8)
+            for (int t = 0; t < 8; t++) d[q + t] = v;
+        for (; q < HW; q++) d[q] = v;
     }
     for (int c = 0; c < g->C; c++)
         for (int kj = 0; kj < k; kj++) {
