@@ -172,27 +172,103 @@ void fz_net_init_params(fz_net *net, fz_rng *rng)
 size_t fz_net_in_size(const fz_net *net) { return shape_size(net->in); }
 size_t fz_net_out_size(const fz_net *net) { return shape_size(net->out); }
 
-/* Layers from..n-1 in evaluation or training; in evaluation a run of two or more cheap
- * element-wise layers (ReLU, BatchNorm1d, Dropout, ...) is one pass over the rows, whose
- * result lands in the run's last buffer (the buffers before it are not written). */
-static const float *forward_from(fz_net *net, int from, const float *cur, int B, int train,
-                                 fz_rng *rng)
+/* Evaluation of layers i0..i1 (i1 not a view) on B rows from cur: layer k writes into the
+ * start of act[k], except i1, which writes into out; a run of two or more cheap element-wise
+ * layers (ReLU, BatchNorm1d, Dropout, ...) is one pass over the rows, whose result lands in
+ * the run's last buffer (the buffers before it are not written). Returns out. */
+static const float *eval_layers(fz_net *net, int i0, int i1, const float *cur, int B,
+                                float *out)
 {
-    for (int i = from; i < net->n; i++) {
+    for (int i = i0; i <= i1; i++) {
         fz_layer *L = &net->layers[i];
         if (fz_layer_is_view(L)) {
-            /* Same memory seen with another shape: nothing to compute. */
-            net->act[i] = (float *)cur;
+            net->act[i] = (float *)cur; /* same memory seen with another shape */
             continue;
         }
         int j = i;
-        while (!train && j + 1 < net->n && fz_layer_eval_fusable(&net->layers[j]) &&
+        while (j + 1 <= i1 && fz_layer_eval_fusable(&net->layers[j]) &&
                fz_layer_eval_fusable(&net->layers[j + 1]))
             j++;
-        if (j > i) {
-            fz_layers_eval_rows(L, j - i + 1, cur, net->act[j], B);
-            cur = net->act[j];
-            i = j;
+        float *dst = j == i1 ? out : net->act[j];
+        if (j > i) fz_layers_eval_rows(L, j - i + 1, cur, dst, B);
+        else fz_layer_forward(L, cur, dst, B, 0, NULL);
+        cur = dst;
+        i = j;
+    }
+    return cur;
+}
+
+/* Evaluation runs the layers between Linear layers (convolutions, normalisation,
+ * activations, views) depth first when their outputs over the batch would not stay in the
+ * cache: a chunk of rows whose largest output is about FZ_EVAL_CHUNK_FLOATS goes through the
+ * whole run before the next chunk, so that every layer reads its input while the layer
+ * before has just written it, and only the run's last layer writes the whole batch (the
+ * others write a chunk at the start of their buffers). A Linear layer ends a run: it reads
+ * its weights once per call and wants the whole batch. Every layer of a run computes each
+ * row from that row alone (in evaluation BatchNorm uses its running statistics): the
+ * stride-1 convolutions, one sample at a time, and the element-wise layers give the same
+ * bits in chunks; convolutions of other strides run products over groups of samples, whose
+ * rounding may move in the last bit with the group's width, as with another batch size. */
+#define FZ_EVAL_CHUNK_FLOATS ((size_t)1 << 18) /* 1 MB */
+
+/* The last layer of the run that starts at layer i and the rows of its chunks; -1 when the
+ * run is not worth cutting (a single layer, or all its outputs fit in two chunks). */
+static int eval_run(const fz_net *net, int i, int B, int *rows)
+{
+    int last = -1, computing = 0;
+    size_t widest = 0;
+    for (int k = i; k < net->n && net->layers[k].kind != FZ_LINEAR; k++) {
+        const fz_layer *L = &net->layers[k];
+        if (fz_layer_is_view(L)) continue;
+        last = k;
+        computing++;
+        size_t w = fz_layer_out_size(L);
+        if (w > widest) widest = w;
+    }
+    if (computing < 2 || widest * (size_t)B <= 2 * FZ_EVAL_CHUNK_FLOATS) return -1;
+    size_t r = FZ_EVAL_CHUNK_FLOATS / widest;
+    *rows = r < 1 ? 1 : (int)r;
+    return last;
+}
+
+/* Layers from..n-1 in evaluation or training; evaluation as eval_layers, in chunks of rows
+ * where eval_run says so. */
+static const float *forward_from(fz_net *net, int from, const float *cur, int B, int train,
+                                 fz_rng *rng)
+{
+    if (!train) {
+        int i = from;
+        while (i < net->n) {
+            int rows, last = eval_run(net, i, B, &rows);
+            if (last < 0) {
+                /* up to the next Linear layer (or one layer) as a whole batch */
+                int k = i;
+                while (k + 1 < net->n && net->layers[k + 1].kind != FZ_LINEAR &&
+                       net->layers[k].kind != FZ_LINEAR)
+                    k++;
+                while (k > i && fz_layer_is_view(&net->layers[k])) k--;
+                if (fz_layer_is_view(&net->layers[k])) {
+                    net->act[k] = (float *)cur;
+                } else {
+                    cur = eval_layers(net, i, k, cur, B, net->act[k]);
+                }
+                i = k + 1;
+                continue;
+            }
+            size_t in = fz_layer_in_size(&net->layers[i]), out = fz_layer_out_size(&net->layers[last]);
+            for (int r0 = 0; r0 < B; r0 += rows) {
+                int nb = B - r0 < rows ? B - r0 : rows;
+                eval_layers(net, i, last, cur + (size_t)r0 * in, nb, net->act[last] + (size_t)r0 * out);
+            }
+            cur = net->act[last];
+            i = last + 1;
+        }
+        return cur;
+    }
+    for (int i = from; i < net->n; i++) {
+        fz_layer *L = &net->layers[i];
+        if (fz_layer_is_view(L)) {
+            net->act[i] = (float *)cur;
             continue;
         }
         fz_layer_forward(L, cur, net->act[i], B, train, rng);
