@@ -1,7 +1,11 @@
 /* optim.c - Adam, AdamW, SGD over one parameter vector; clipping; schedules (see optim.h). */
 #include "optim.h"
 
+#include "blas.h"
+#include "threads.h"
+
 #include <math.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -135,8 +139,9 @@ static void adam_kernel(size_t n, float *restrict p, const float *restrict grads
     }
 }
 
-static void adam_step(fz_optim *o, float *p, const float *grads, const unsigned char *frozen,
-                      double lr)
+/* The update of parameters [lo, hi) at the current step. */
+static void adam_range(const fz_optim *o, float *p, const float *grads,
+                       const unsigned char *frozen, double lr, size_t lo, size_t hi)
 {
     const fz_opt_conf *c = &o->conf;
     double step = (double)o->step;
@@ -153,15 +158,16 @@ static void adam_step(fz_optim *o, float *p, const float *grads, const unsigned 
     float decay = decoupled ? (float)(1.0 - lr * c->weight_decay) : 1.0f;
     float *m = o->m, *v = o->v;
     if (!frozen) {
-        adam_kernel(o->n, p, grads, m, v, b1, omb1, b2, omb2, bc2_sqrt, eps, step_size, wd, l2, decay);
+        adam_kernel(hi - lo, p + lo, grads + lo, m + lo, v + lo, b1, omb1, b2, omb2, bc2_sqrt,
+                    eps, step_size, wd, l2, decay);
         return;
     }
     /* Runs of unfrozen parameters go through the kernel. */
-    size_t i = 0;
-    while (i < o->n) {
-        while (i < o->n && frozen[i]) i++;
+    size_t i = lo;
+    while (i < hi) {
+        while (i < hi && frozen[i]) i++;
         size_t j = i;
-        while (j < o->n && !frozen[j]) j++;
+        while (j < hi && !frozen[j]) j++;
         if (j > i)
             adam_kernel(j - i, p + i, grads + i, m + i, v + i, b1, omb1, b2, omb2, bc2_sqrt, eps,
                         step_size, wd, l2, decay);
@@ -169,15 +175,15 @@ static void adam_step(fz_optim *o, float *p, const float *grads, const unsigned 
     }
 }
 
-static void sgd_step(fz_optim *o, float *p, const float *grads, const unsigned char *frozen,
-                     double lr)
+static void sgd_range(const fz_optim *o, float *p, const float *grads,
+                      const unsigned char *frozen, double lr, size_t lo, size_t hi)
 {
     const fz_opt_conf *c = &o->conf;
     float wd = (float)c->weight_decay;
     float mom = (float)c->momentum;
     float neg_lr = (float)-lr;
     float *buf = o->m;
-    for (size_t i = 0; i < o->n; i++) {
+    for (size_t i = lo; i < hi; i++) {
         if (frozen && frozen[i]) continue;
         float g = grads[i];
         if (c->weight_decay != 0) g = fmaf(p[i], wd, g);
@@ -189,14 +195,85 @@ static void sgd_step(fz_optim *o, float *p, const float *grads, const unsigned c
     }
 }
 
+/* The passes over all parameters (the update, the gradient's squared norm, its scaling,
+ * zeroing it) are cut into pieces that the threads (fz_blas_threads(), as the layers) take
+ * in turn from a shared counter. A piece's size depends on n only, never on the thread
+ * count; the update is element-wise and the norm adds the pieces' sums in piece order: the
+ * same bits on any number of threads. Below FZ_OPT_PAR_MIN parameters the caller does it
+ * all (waking a worker would cost about what it saves). */
+#define FZ_OPT_PIECE ((size_t)1 << 15) /* 32768 floats: 512 KB of p, g, m and v */
+#define FZ_OPT_PAR_MIN ((size_t)1 << 20)
+#define FZ_OPT_MAX_PIECES 1024 /* pieces grow beyond 32 M parameters */
+
+static size_t piece_size(size_t n)
+{
+    size_t per = (n + FZ_OPT_MAX_PIECES - 1) / FZ_OPT_MAX_PIECES;
+    return per > FZ_OPT_PIECE ? per : FZ_OPT_PIECE;
+}
+
+typedef enum { PASS_STEP, PASS_SUMSQ, PASS_SCALE, PASS_ZERO } pass_kind;
+
+typedef struct pass_job {
+    pass_kind kind;
+    const fz_optim *o;
+    float *p, *g;
+    const unsigned char *frozen;
+    double lr;
+    float scale;
+    size_t n, piece;
+    double *sums; /* PASS_SUMSQ: one per piece */
+    atomic_size_t next; /* the next piece */
+} pass_job;
+
+static double sum_sq(const float *g, size_t n);
+
+static void pass_range(pass_job *j, size_t k, size_t lo, size_t hi)
+{
+    switch (j->kind) {
+    case PASS_STEP:
+        if (j->o->conf.kind == FZ_OPT_SGD) sgd_range(j->o, j->p, j->g, j->frozen, j->lr, lo, hi);
+        else adam_range(j->o, j->p, j->g, j->frozen, j->lr, lo, hi);
+        break;
+    case PASS_SUMSQ: j->sums[k] = sum_sq(j->g + lo, hi - lo); break;
+    case PASS_SCALE:
+        for (size_t i = lo; i < hi; i++) j->g[i] *= j->scale;
+        break;
+    case PASS_ZERO: memset(j->g + lo, 0, (hi - lo) * sizeof(float)); break;
+    }
+}
+
+static void pass_part(void *arg, int part)
+{
+    pass_job *j = arg;
+    (void)part;
+    for (;;) {
+        size_t k = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed);
+        size_t lo = k * j->piece;
+        if (lo >= j->n) return;
+        size_t hi = j->n - lo < j->piece ? j->n : lo + j->piece;
+        pass_range(j, k, lo, hi);
+    }
+}
+
+static void run_pass(pass_job *j)
+{
+    j->piece = piece_size(j->n);
+    size_t pieces = (j->n + j->piece - 1) / j->piece;
+    int T = fz_blas_threads();
+    if (T > FZ_THREADS_MAX) T = FZ_THREADS_MAX;
+    if ((size_t)T > pieces) T = (int)pieces;
+    atomic_init(&j->next, 0);
+    if (T <= 1 || j->n < FZ_OPT_PAR_MIN) pass_part(j, 0);
+    else fz_threads_run(T, pass_part, j);
+}
+
 void fz_optim_step(fz_optim *o, float *params, const float *grads,
                    const unsigned char *frozen, double lr)
 {
     o->step++;
-    if (o->conf.kind == FZ_OPT_SGD)
-        sgd_step(o, params, grads, frozen, lr);
-    else
-        adam_step(o, params, grads, frozen, lr);
+    pass_job j = {.kind = PASS_STEP, .o = o, .p = params, .g = (float *)grads,
+                  .frozen = frozen, .lr = lr, .n = o->n};
+    run_pass(&j);
 }
 
 /* sum of g[i]^2 in double, in 8 interleaved partial sums (lane t takes i = t mod 8) so
@@ -215,12 +292,17 @@ static double sum_sq(const float *g, size_t n)
 
 double fz_clip_grad_norm(float *grads, size_t n, double max_norm)
 {
-    double norm = sqrt(sum_sq(grads, n));
+    double sums[FZ_OPT_MAX_PIECES];
+    pass_job j = {.kind = PASS_SUMSQ, .g = grads, .n = n, .sums = sums};
+    run_pass(&j);
+    double total = 0;
+    for (size_t k = 0; k * j.piece < n; k++) total += sums[k];
+    double norm = sqrt(total);
     if (!(max_norm > 0) || !isfinite(norm)) return norm;
     double coef = max_norm / (norm + 1e-6);
     if (coef < 1.0) {
-        float cf = (float)coef;
-        for (size_t i = 0; i < n; i++) grads[i] *= cf;
+        pass_job s = {.kind = PASS_SCALE, .g = grads, .n = n, .scale = (float)coef};
+        run_pass(&s);
     }
     return norm;
 }
@@ -331,6 +413,12 @@ double fz_sched_lr(const fz_sched *s, long t)
 void fz_zero(float *x, size_t n)
 {
     if (n) memset(x, 0, n * sizeof *x);
+}
+
+void fz_zero_par(float *x, size_t n)
+{
+    pass_job j = {.kind = PASS_ZERO, .g = x, .n = n};
+    if (n) run_pass(&j);
 }
 
 /* 1 when some x[i] is NaN or infinite, i.e. its exponent bits are all ones: the largest

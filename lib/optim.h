@@ -77,12 +77,14 @@ float fz_optim_step_float(const fz_optim *o);
 int fz_optim_restore(fz_optim *o, const float *state, size_t len, double step, fz_err *err);
 
 /* One update of params (n) from grads (n) with learning rate lr; frozen (n) or NULL.
- * grads is not modified. */
+ * grads is not modified. Large vectors are cut into pieces over fz_blas_threads() threads,
+ * with the same bits on any number of threads (as fz_clip_grad_norm and fz_zero_par). */
 void fz_optim_step(fz_optim *o, float *params, const float *grads,
                    const unsigned char *frozen, double lr);
 
 /* Gradient-norm clipping as torch.nn.utils.clip_grad_norm_: norm = L2 norm of grads (n)
- * (accumulated in double); coef = max_norm / (norm + 1e-6); grads *= coef when coef < 1.
+ * (accumulated in double, piece by piece of 32768 or more floats, the pieces added in
+ * order); coef = max_norm / (norm + 1e-6); grads *= coef when coef < 1.
  * Returns norm.  max_norm <= 0 only measures; a non-finite norm leaves grads as they are
  * (the caller stops on it). */
 double fz_clip_grad_norm(float *grads, size_t n, double max_norm);
@@ -120,6 +122,8 @@ double fz_sched_lr(const fz_sched *s, long t);
 
 /* x[0..n) = 0. */
 void fz_zero(float *x, size_t n);
+/* The same, cut over the threads when n is large (a model's gradient vector). */
+void fz_zero_par(float *x, size_t n);
 /* Index of the first NaN or infinity in x (n), or -1 if all are finite. */
 ptrdiff_t fz_first_nonfinite(const float *x, size_t n);
 

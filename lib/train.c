@@ -431,7 +431,7 @@ static double batch_step(fz_trainer *t, int B, int train, fz_rng *rng, double *r
     *recon_out = recon;
     *kl_out = kl;
     if (train) {
-        fz_zero(m->grads, m->nparams);
+        fz_zero_par(m->grads, m->nparams);
         float *dz = vae ? t->dz : t->dh; /* (B, Z): what reaches z from the decoder (and head) */
         if (use_dec) fz_net_backward(&m->dec, zin, t->dxhat, dz, B);
         else fz_zero(dz, (size_t)B * Z);

@@ -5,8 +5,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "blas.h"
 #include "check.h"
 #include "optim.h"
+#include "threads.h"
 #include "rng.h"
 
 enum { N = 10, STEPS = 6 };
@@ -413,6 +415,90 @@ static void test_helpers(void)
     fz_zero(NULL, 0);
 }
 
+
+/* Vectors large enough to be cut into pieces over the threads (1,200,001 floats: 37 pieces,
+ * the last one short). On 1 and 2 threads the update, the norm, the clipping and the zeroing
+ * give the same bits; the update equals element by element the one of the same parameters
+ * updated in short vectors (which are never split), frozen runs crossing piece boundaries
+ * included; the norm agrees with a plain double sum. */
+static void test_threaded(void)
+{
+    enum { BIG = 1200001, SMALL = 1000 };
+    float *g = malloc(BIG * sizeof *g), *p[2], *piecewise = malloc(BIG * sizeof *piecewise);
+    unsigned char *frozen = calloc(BIG, 1);
+    CHECK(g && piecewise && frozen);
+    if (!g || !piecewise || !frozen) return;
+    fz_rng r;
+    fz_rng_seed(&r, 5);
+    for (size_t i = 0; i < BIG; i++) g[i] = (float)(fz_rng_uniform(&r) - 0.5);
+    for (size_t i = 32000; i < 33500; i++) frozen[i] = 1; /* across the first boundary */
+    for (size_t i = BIG - 11; i < BIG; i++) frozen[i] = 1;
+    fz_opt_kind kinds[3] = {FZ_OPT_ADAM, FZ_OPT_ADAMW, FZ_OPT_SGD};
+    for (int k = 0; k < 3; k++) {
+        fz_opt_conf c = fz_opt_defaults(kinds[k]);
+        c.weight_decay = 0.05;
+        c.momentum = 0.9;
+        fz_optim o[2];
+        fz_err err = {0};
+        for (int t = 0; t < 2; t++) {
+            p[t] = malloc(BIG * sizeof(float));
+            CHECK(p[t] != NULL);
+            if (!p[t]) return;
+            for (size_t i = 0; i < BIG; i++) p[t][i] = (float)(i % 97) * 0.01f;
+            CHECK_EQ_INT(fz_optim_init(&o[t], &c, BIG, &err), 0);
+            fz_blas_set_threads(t + 1);
+            for (int s = 0; s < 3; s++) fz_optim_step(&o[t], p[t], g, frozen, 1e-2);
+        }
+        CHECK(fz_threads_started() >= 1);
+        CHECK(memcmp(p[0], p[1], BIG * sizeof(float)) == 0);
+        CHECK(memcmp(o[0].m, o[1].m, BIG * sizeof(float)) == 0);
+        /* the same parameters updated SMALL at a time, on one thread */
+        fz_blas_set_threads(1);
+        for (size_t lo = 0; lo < BIG; lo += SMALL) {
+            size_t n = BIG - lo < SMALL ? BIG - lo : SMALL;
+            fz_optim so;
+            CHECK_EQ_INT(fz_optim_init(&so, &c, n, &err), 0);
+            for (size_t i = 0; i < n; i++) piecewise[lo + i] = (float)((lo + i) % 97) * 0.01f;
+            for (int s = 0; s < 3; s++) fz_optim_step(&so, piecewise + lo, g + lo, frozen + lo, 1e-2);
+            fz_optim_free(&so);
+        }
+        CHECK(memcmp(p[1], piecewise, BIG * sizeof(float)) == 0);
+        CHECK(p[1][32000] == 32000 % 97 * 0.01f && p[1][BIG - 1] == (BIG - 1) % 97 * 0.01f);
+        CHECK(p[1][31999] != 31999 % 97 * 0.01f && p[1][33500] != 33500 % 97 * 0.01f);
+        for (int t = 0; t < 2; t++) {
+            fz_optim_free(&o[t]);
+            free(p[t]);
+        }
+    }
+    double plain = 0;
+    for (size_t i = 0; i < BIG; i++) plain += (double)g[i] * g[i];
+    float *h[2];
+    double norm[2];
+    for (int t = 0; t < 2; t++) {
+        h[t] = malloc(BIG * sizeof(float));
+        CHECK(h[t] != NULL);
+        if (!h[t]) return;
+        memcpy(h[t], g, BIG * sizeof(float));
+        fz_blas_set_threads(t + 1);
+        norm[t] = fz_clip_grad_norm(h[t], BIG, 1.0);
+    }
+    CHECK(norm[0] == norm[1]);
+    CHECK_NEAR(norm[0], sqrt(plain), 1e-9 * sqrt(plain));
+    CHECK(memcmp(h[0], h[1], BIG * sizeof(float)) == 0);
+    CHECK_NEAR(h[1][12345], g[12345] / (norm[1] + 1e-6), 1e-7);
+    CHECK_NEAR(h[1][BIG - 1], g[BIG - 1] / (norm[1] + 1e-6), 1e-7);
+    fz_zero_par(h[1], BIG);
+    size_t nonzero = 0;
+    for (size_t i = 0; i < BIG; i++) nonzero += h[1][i] != 0;
+    CHECK_EQ_INT((int)nonzero, 0);
+    fz_blas_set_threads(1);
+    free(h[0]);
+    free(h[1]);
+    free(g);
+    free(piecewise);
+    free(frozen);
+}
+
 int main(void)
 {
     test_against_formulas();
@@ -424,5 +510,6 @@ int main(void)
     test_clip();
     test_sched();
     test_helpers();
+    test_threaded();
     return check_report("test_optim");
 }
