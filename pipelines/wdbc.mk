@@ -58,8 +58,19 @@
 #   vclassifier  the head sees the sampled z in training, mu at inference, plus the KL
 #   fcvae        the fuzzy conditional VAE fcvae-mlp: two Gaussian terms on mu instead of
 #                the head, all losses together
-# Settings common to all: batches of 32, learning rate 3e-4 (fcvae: 2e-3, its preset's),
-# the presets' loss weights.
+# Settings common to these: batches of 32, learning rate 3e-4 (fcvae: 2e-3, its preset's),
+# the presets' loss weights, features min-max scaled to [0, 1].
+# The same on log(1 + x) of every feature, standardised on the training rows (see
+# WDBC_ZNET below): zclassifier and zvclassifier (vaec-mlp), zall (a small VAE with the
+# dense head) and zfcvae (the small VAE with two Gaussian fuzzy terms). Their settings were
+# compared by the pooled inner validation loss of the nested protocol: log1p-standardised
+# inputs against min-max ones, Dropout 0.2 against none, fuzzy weight 10 and KL weight
+# 0.01 against 50 and 0.001, the epochs candidates up to 300 for zfcvae, whose best epochs
+# were the largest of a grid up to 150.
+#
+# Seed ensembles (nested/ensemble.tsv): for every strategy and test fold, the memberships
+# of the seeds' models averaged row by row. It is a second figure, beside the mean and sd
+# over the seeds of the single models, not a replacement for it.
 #
 # Channel elimination: a VAE (vaec-mlp, --strategy ae, KL weight 1/15680, a tenth of the
 # preset's, so that the code is not drowned in noise) is trained on all rows and the
@@ -75,7 +86,8 @@ WDBC_CSV      ?= tests/data/wdbc.csv
 WDBC_SEEDS    ?= $(or $(SEEDS),$(if $(WDBC_QUICK),0,0 1 2))
 WDBC_EPOCHS   ?= $(or $(EPOCHS),$(if $(WDBC_QUICK),10 30,10 20 40 80))
 WDBC_LATENT   ?= $(or $(LATENT),2)
-WDBC_STRATEGIES ?= all aehead classifier vclassifier fcvae
+WDBC_ZSTRATEGIES ?= zclassifier zvclassifier zall zfcvae
+WDBC_STRATEGIES ?= all aehead classifier vclassifier fcvae $(WDBC_ZSTRATEGIES)
 WDBC_BATCH    ?= 32
 WDBC_RATE     ?= 3e-4
 WDBC_AE_EPOCHS ?= $(if $(WDBC_QUICK),30,80)
@@ -88,7 +100,31 @@ WDBC_INNER    ?= $(or $(INNER),$(if $(WDBC_QUICK),3,9))
 WDBC_NESTED   := $(WDBC)/nested
 WDBC_GROUPS    = $(wordlist 1,$(WDBC_INNER),0 1 2 3 4 5 6 7 8)
 WDBC_FOLDS    := 0 1 2 3 4 5 6 7 8 9
-WDBC_EMAX     := $(lastword $(sort $(WDBC_EPOCHS)))
+# The candidate epochs of a strategy: WDBC_EPOCHS_<strategy> if set, else WDBC_EPOCHS; the
+# longest is the length of its validation runs (a numeric maximum: "10 20 40 80 150").
+WDBC_EPOCHS_zall   ?= $(or $(EPOCHS),$(if $(WDBC_QUICK),20 80,10 20 30 40 60 80 100 150))
+WDBC_EPOCHS_zfcvae ?= $(or $(EPOCHS),$(if $(WDBC_QUICK),40 150,20 40 60 80 100 150 200 300))
+wdbc_epochs    = $(or $(WDBC_EPOCHS_$(1)),$(WDBC_EPOCHS))
+wdbc_emax      = $(shell printf '%s\n' $(call wdbc_epochs,$(1)) | sort -n | tail -1)
+WDBC_EMAX     := $(call wdbc_emax,)
+# The log1p-standardised strategies (z...): the table's 30 features are positive and most
+# are skewed (area_se: skewness 5.4), so each goes through log(1 + x), then is
+# standardised with the mean and sd of the rows the model trains on (fz-prep --standardize).
+# zclassifier, zvclassifier: vaec-mlp as classifier and vclassifier on these inputs.
+# zall, zfcvae: a small VAE (30-64-32-2, Dropout 0.2 in the encoder, a linear output for
+# the standardised values, squared error), with the dense head (zall) or two Gaussian
+# fuzzy terms started on a circle of radius 2 (zfcvae); KL weight WDBC_ZBETA, head or
+# fuzzy weight WDBC_ZGAMMA, AdamW at 1e-3 with weight decay 1e-2, batches of WDBC_BATCH.
+WDBC_ZNET     ?= kind = vae; latent = $(WDBC_LATENT); sigma = logvar; \
+  encoder = flatten linear(64) relu dropout(0.2) linear(32) relu dropout(0.2) linear(2z); \
+  decoder = linear(32) relu linear(64) relu linear(in)
+WDBC_ZBETA    ?= 0.01
+WDBC_ZGAMMA   ?= 10
+WDBC_ZOPTS     = -q -B $(WDBC_BATCH) --loss mse --recon-weight 1 --beta $(WDBC_ZBETA) \
+  --gamma $(WDBC_ZGAMMA) --optim adamw --wd 1e-2 -r 1e-3
+WDBC_LOG1P     = awk -F, -v OFS=, 'NR > 1 { for (i = 2; i <= NF; i++) $$i = sprintf("%.9g", log(1 + $$i)) } 1'
+# The prefix of a strategy's data files: z for the log1p-standardised ones.
+wdbc_z         = $(if $(filter z%,$(1)),z)
 WDBC_OPTS      = -q -z $(WDBC_LATENT) -B $(WDBC_BATCH)
 WDBC_PREP      = $(FZ)/fz-prep --label-col diagnosis
 WDBC_TOOLS     = $(FZ)/fz-prep $(FZ)/fz-mask $(FZ)/fz-train $(FZ)/fz-encode $(FZ)/fz-fuzzy \
@@ -105,7 +141,9 @@ wdbc-run: $(WDBC)/summary.md
 # Every result depends on the settings: a change of one retrains what it affects. The
 # tools are order-only prerequisites: a rebuilt tool does not redo the study.
 WDBC_PARAMS = seeds=$(WDBC_SEEDS) epochs=$(WDBC_EPOCHS) latent=$(WDBC_LATENT) \
-  batch=$(WDBC_BATCH) rate=$(WDBC_RATE) ae_epochs=$(WDBC_AE_EPOCHS) split_seed=$(WDBC_SPLIT_SEED)
+  batch=$(WDBC_BATCH) rate=$(WDBC_RATE) ae_epochs=$(WDBC_AE_EPOCHS) split_seed=$(WDBC_SPLIT_SEED) \
+  $(foreach s,$(WDBC_STRATEGIES),epochs_$(s)=$(subst $() ,:,$(call wdbc_epochs,$(s)))) \
+  znet=$(subst $() ,_,$(WDBC_ZNET)) zopts=$(subst $() ,_,$(WDBC_ZOPTS))
 $(WDBC)/params.txt: FORCE
 	@mkdir -p $(@D)
 	@echo '$(WDBC_PARAMS)' | cmp -s - $@ || echo '$(WDBC_PARAMS)' > $@
@@ -114,6 +152,11 @@ WDBC_ELIM_PARAMS = r2=$(WDBC_ELIM_R2) epochs=$(WDBC_ELIM_EPOCHS) beta=$(WDBC_ELI
 $(WDBC)/elim-params.txt: FORCE
 	@mkdir -p $(@D)
 	@echo '$(WDBC_ELIM_PARAMS)' | cmp -s - $@ || echo '$(WDBC_ELIM_PARAMS)' > $@
+# The files of the folds: a change of what they hold remakes them.
+WDBC_DATA_PARAMS = unit zlog1p-standardize
+$(WDBC)/data-params.txt: FORCE
+	@mkdir -p $(@D)
+	@echo '$(WDBC_DATA_PARAMS)' | cmp -s - $@ || echo '$(WDBC_DATA_PARAMS)' > $@
 $(WDBC)/select.txt: FORCE
 	@mkdir -p $(@D)
 	@echo '$(WDBC_SELECT)' | cmp -s - $@ || echo '$(WDBC_SELECT)' > $@
@@ -135,7 +178,7 @@ $(WDBC)/folds.tsv: $(WDBC_CSV) | $(WDBC_TOOLS)
 
 # Fold k: train (nine folds), test (fold k), itrain (eight folds), valid (fold k+1), and
 # all (every row, scaled as train), as CSV cut by awk and streams scaled by fz-prep.
-$(WDBC)/data/f%/ok: $(WDBC)/folds.tsv $(WDBC_CSV) | $(WDBC_TOOLS)
+$(WDBC)/data/f%/ok: $(WDBC)/folds.tsv $(WDBC_CSV) $(WDBC)/data-params.txt | $(WDBC_TOOLS)
 	@rm -rf $(@D).tmp && mkdir -p $(@D).tmp
 	awk -F'\t' -v k=$* -v v=$$((($* + 1) % 10)) -v d=$(@D).tmp \
 	  'NR == FNR { fold[$$1] = $$3; next } \
@@ -151,6 +194,13 @@ $(WDBC)/data/f%/ok: $(WDBC)/folds.tsv $(WDBC_CSV) | $(WDBC_TOOLS)
 	 $(WDBC_PREP) --stats $$t/train.json $(WDBC_CSV) | $(FZ)/fz-mask -o $$t/all.npy; \
 	 $(WDBC_PREP) --unit --save-stats $$t/itrain.json $$t/itrain.csv | $(FZ)/fz-mask -o $$t/itrain.npy; \
 	 $(WDBC_PREP) --stats $$t/itrain.json $$t/valid.csv | $(FZ)/fz-mask -o $$t/valid.npy
+	t=$(@D).tmp; for p in train test itrain valid; do $(WDBC_LOG1P) $$t/$$p.csv > $$t/z$$p.csv; done; \
+	 $(WDBC_LOG1P) $(WDBC_CSV) > $$t/zall.csv; \
+	 $(WDBC_PREP) --standardize --save-stats $$t/ztrain.json $$t/ztrain.csv | $(FZ)/fz-mask -o $$t/ztrain.npy; \
+	 $(WDBC_PREP) --stats $$t/ztrain.json $$t/ztest.csv | $(FZ)/fz-mask -o $$t/ztest.npy; \
+	 $(WDBC_PREP) --stats $$t/ztrain.json $$t/zall.csv | $(FZ)/fz-mask -o $$t/zall.npy; \
+	 $(WDBC_PREP) --standardize --save-stats $$t/zitrain.json $$t/zitrain.csv | $(FZ)/fz-mask -o $$t/zitrain.npy; \
+	 $(WDBC_PREP) --stats $$t/zitrain.json $$t/zvalid.csv | $(FZ)/fz-mask -o $$t/zvalid.npy
 	rm -f $(@D).tmp/*.csv && touch $(@D).tmp/ok
 	rm -rf $(@D) && mv $(@D).tmp $(@D)
 
@@ -158,7 +208,8 @@ $(WDBC)/data/f%/ok: $(WDBC)/folds.tsv $(WDBC_CSV) | $(WDBC_TOOLS)
 # p of k+1, ..., k+9 (mod 10) belongs to group p mod INNER. For each group g: gG-itrain.npy
 # (the training folds outside g, scaled on themselves), gG-valid.npy (g, scaled as
 # itrain) and gG.rows (its row count, the weight of its loss in the pooled mean).
-$(WDBC_NESTED)/data/f%/ok: $(WDBC)/folds.tsv $(WDBC_CSV) $(WDBC_NESTED)/params.txt | $(WDBC_TOOLS)
+$(WDBC_NESTED)/data/f%/ok: $(WDBC)/folds.tsv $(WDBC_CSV) $(WDBC_NESTED)/params.txt $(WDBC)/data-params.txt \
+    | $(WDBC_TOOLS)
 	@rm -rf $(@D).tmp && mkdir -p $(@D).tmp
 	awk -F'\t' -v k=$* -v m=$(WDBC_INNER) -v d=$(@D).tmp \
 	  'NR == FNR { fold[$$1] = $$3; next } \
@@ -170,6 +221,9 @@ $(WDBC_NESTED)/data/f%/ok: $(WDBC)/folds.tsv $(WDBC_CSV) $(WDBC_NESTED)/params.t
 	t=$(@D).tmp; for g in $(WDBC_GROUPS); do \
 	  $(WDBC_PREP) --unit --save-stats $$t/g$$g.json $$t/g$$g-itrain.csv | $(FZ)/fz-mask -o $$t/g$$g-itrain.npy; \
 	  $(WDBC_PREP) --stats $$t/g$$g.json $$t/g$$g-valid.csv | $(FZ)/fz-mask -o $$t/g$$g-valid.npy; \
+	  $(WDBC_LOG1P) $$t/g$$g-itrain.csv > $$t/zg$$g-itrain.csv; $(WDBC_LOG1P) $$t/g$$g-valid.csv > $$t/zg$$g-valid.csv; \
+	  $(WDBC_PREP) --standardize --save-stats $$t/zg$$g.json $$t/zg$$g-itrain.csv | $(FZ)/fz-mask -o $$t/g$$g-zitrain.npy; \
+	  $(WDBC_PREP) --stats $$t/zg$$g.json $$t/zg$$g-valid.csv | $(FZ)/fz-mask -o $$t/g$$g-zvalid.npy; \
 	  echo $$(($$(wc -l < $$t/g$$g-valid.csv) - 1)) > $$t/g$$g.rows; \
 	done
 	rm -f $(@D).tmp/*.csv && touch $(@D).tmp/ok
@@ -177,7 +231,8 @@ $(WDBC_NESTED)/data/f%/ok: $(WDBC)/folds.tsv $(WDBC_CSV) $(WDBC_NESTED)/params.t
 
 # $(call wdbc_train,STRATEGY,TRAIN,VALID,EPOCHS,SEED,MODEL,LOG): train into MODEL; every
 # stage writes a checkpoint under a temporary name and resumes it (-R) after an
-# interruption. VALID may be empty.
+# interruption. VALID may be empty. TRAIN and VALID are the strategy's own files (the
+# z... ones for the log1p-standardised strategies, see wdbc_z).
 define wdbc_train
 v="$(if $(3),-v $(3))"; \
 case $(1) in \
@@ -191,6 +246,15 @@ case $(1) in \
       $$v -l $(7) -o $(6).ckpt $(2) && rm -f $(6).ae ;; \
   fcvae) \
     $(FZ)/fz-train -a fcvae-mlp $(WDBC_OPTS) -m $(4) -s $(5) $$v -l $(7) -R -o $(6).ckpt $(2) ;; \
+  zclassifier|zvclassifier) \
+    $(FZ)/fz-train -a vaec-mlp --strategy $(patsubst z%,%,$(1)) $(WDBC_OPTS) -r $(WDBC_RATE) -m $(4) -s $(5) \
+      $$v -l $(7) -R -o $(6).ckpt $(2) ;; \
+  zall) \
+    $(FZ)/fz-train -a '$(WDBC_ZNET); head = linear(16) relu linear(out) sigmoid; outputs = 2' \
+      --strategy all $(WDBC_ZOPTS) -m $(4) -s $(5) $$v -l $(7) -R -o $(6).ckpt $(2) ;; \
+  zfcvae) \
+    $(FZ)/fz-train -a '$(WDBC_ZNET); fuzzy = gauss(2); fuzzy_init = circle(2)' \
+      $(WDBC_ZOPTS) -m $(4) -s $(5) $$v -l $(7) -R -o $(6).ckpt $(2) ;; \
   *) echo "wdbc: unknown strategy '$(1)'" >&2; exit 2 ;; \
 esac && mv $(6).ckpt $(6)
 endef
@@ -215,7 +279,8 @@ wdbc_inner_val = $(if $(and $(filter 9,$(WDBC_INNER)),$(filter 0,$(3))),$(WDBC)/
 $(WDBC)/cv/%-val.tsv: $(WDBC)/data/f$$(call wdbc_fold,$$*)/ok $(WDBC)/params.txt | $(WDBC_TOOLS)
 	@mkdir -p $(@D)
 	@d=$(WDBC)/data/f$(call wdbc_fold,$*); \
-	 $(call wdbc_train,$(*D),$$d/itrain.npy,$$d/valid.npy,$(WDBC_EMAX),$(call wdbc_seed,$*),$@.st,$@.log)
+	 z=$(call wdbc_z,$(*D)); \
+	 $(call wdbc_train,$(*D),$$d/$${z}itrain.npy,$$d/$${z}valid.npy,$(call wdbc_emax,$(*D)),$(call wdbc_seed,$*),$@.st,$@.log)
 	rm -f $@.st && mv $@.log $@
 
 # The epochs of fold k: the candidate with the lowest validation loss of the head (the
@@ -225,7 +290,7 @@ $(WDBC)/cv/%-val.tsv: $(WDBC)/data/f$$(call wdbc_fold,$$*)/ok $(WDBC)/params.txt
 # loss ranks the candidates by how sure and right the head is. The file is replaced only
 # when the choice changed, so that the test runs it decides are not redone for nothing.
 $(WDBC)/cv/%-epochs.tsv: $$(foreach s,$$(WDBC_SEEDS),$(WDBC)/cv/$$*-s$$(s)-val.tsv) $(WDBC)/select.txt
-	awk -F'\t' -v cand="$(WDBC_EPOCHS)" -v by=$(WDBC_SELECT) \
+	awk -F'\t' -v cand="$(call wdbc_epochs,$(*D))" -v by=$(WDBC_SELECT) \
 	  'BEGIN { n = split(cand, E, " ") } \
 	   FNR == 1 { for (i = 1; i <= NF; i++) { if ($$i == "val_accuracy") c = i; if ($$i == "val_fuzzy") l = i } \
 	              files++; next } \
@@ -242,9 +307,9 @@ $(WDBC)/cv/%-epochs.tsv: $$(foreach s,$$(WDBC_SEEDS),$(WDBC)/cv/$$*-s$$(s)-val.t
 # (fz-encode -c diag), memberships and the predicted class (fz-fuzzy).
 $(WDBC)/cv/%-test.npy: $(WDBC)/cv/$$(*D)/f$$(call wdbc_fold,$$*)-epochs.tsv \
     $(WDBC)/data/f$$(call wdbc_fold,$$*)/ok | $(WDBC_TOOLS)
-	@d=$(WDBC)/data/f$(call wdbc_fold,$*); e=$$(awk 'NR == 2 { print $$1 }' $<); \
-	 $(call wdbc_train,$(*D),$$d/train.npy,,$$e,$(call wdbc_seed,$*),$(@:.npy=.st),$(@:.npy=-log.tsv))
-	$(FZ)/fz-encode -c diag -i $(@:.npy=.st) $(WDBC)/data/f$(call wdbc_fold,$*)/test.npy | \
+	@d=$(WDBC)/data/f$(call wdbc_fold,$*); e=$$(awk 'NR == 2 { print $$1 }' $<); z=$(call wdbc_z,$(*D)); \
+	 $(call wdbc_train,$(*D),$$d/$${z}train.npy,,$$e,$(call wdbc_seed,$*),$(@:.npy=.st),$(@:.npy=-log.tsv))
+	$(FZ)/fz-encode -c diag -i $(@:.npy=.st) $(WDBC)/data/f$(call wdbc_fold,$*)/$(call wdbc_z,$(*D))test.npy | \
 	  $(FZ)/fz-fuzzy -i $(@:.npy=.st) -o $@
 	@# the models of fold 0 stay for the pictures; the others are 1 MB each
 	@if [ "$(call wdbc_fold,$*)" != 0 ]; then rm -f $(@:.npy=.st); fi
@@ -254,7 +319,8 @@ $(WDBC)/cv/%-test.npy: $(WDBC)/cv/$$(*D)/f$$(call wdbc_fold,$$*)-epochs.tsv \
 $(WDBC_NESTED)/%-val.tsv: $(WDBC_NESTED)/data/f$$(call wdbc_fold,$$*)/ok $(WDBC)/params.txt | $(WDBC_TOOLS)
 	@mkdir -p $(@D)
 	@d=$(WDBC_NESTED)/data/f$(call wdbc_fold,$*)/g$(call wdbc_group,$*); \
-	 $(call wdbc_train,$(*D),$$d-itrain.npy,$$d-valid.npy,$(WDBC_EMAX),$(call wdbc_lseed,$*),$@.st,$@.log)
+	 z=$(call wdbc_z,$(*D)); \
+	 $(call wdbc_train,$(*D),$$d-$${z}itrain.npy,$$d-$${z}valid.npy,$(call wdbc_emax,$(*D)),$(call wdbc_lseed,$*),$@.st,$@.log)
 	rm -f $@.st && mv $@.log $@
 
 # The epochs of a strategy for test fold k, by the rule of the header: for every candidate,
@@ -266,7 +332,7 @@ $(WDBC_NESTED)/%-val.tsv: $(WDBC_NESTED)/data/f$$(call wdbc_fold,$$*)/ok $(WDBC)
 $(WDBC_NESTED)/%-epochs.tsv: $$(foreach g,$$(WDBC_GROUPS),$$(foreach r,$$(WDBC_SEEDS),\
     $$(call wdbc_inner_val,$$(call wdbc_strat,$$*),$$(call wdbc_fold,$$*),$$(g),$$(r)))) \
     $(WDBC_NESTED)/data/f$$(call wdbc_fold,$$*)/ok $(WDBC)/select.txt
-	awk -F'\t' -v cand="$(WDBC_EPOCHS)" -v by=$(WDBC_SELECT) -v ns=$(words $(WDBC_SEEDS)) \
+	awk -F'\t' -v cand="$(call wdbc_epochs,$(*D))" -v by=$(WDBC_SELECT) -v ns=$(words $(WDBC_SEEDS)) \
 	  -v rows="$$(cat $(foreach g,$(WDBC_GROUPS),$(WDBC_NESTED)/data/f$(call wdbc_fold,$*)/g$(g).rows) | tr '\n' ' ')" \
 	  'BEGIN { n = split(cand, E, " "); ng = split(rows, W, " ") } \
 	   FNR == 1 { c = l = 0; for (i = 1; i <= NF; i++) { if ($$i == "val_accuracy") c = i; if ($$i == "val_fuzzy") l = i } \
@@ -288,10 +354,10 @@ $(WDBC_NESTED)/%-epochs.tsv: $$(foreach g,$$(WDBC_GROUPS),$$(foreach r,$$(WDBC_S
 $(WDBC_NESTED)/%-test.npy: $(WDBC_NESTED)/$$(*D)/f$$(call wdbc_fold,$$*)-epochs.tsv \
     $(WDBC)/cv/$$*-test.npy $(WDBC)/cv/$$(*D)/f$$(call wdbc_fold,$$*)-epochs.tsv \
     $(WDBC)/data/f$$(call wdbc_fold,$$*)/ok | $(WDBC_TOOLS)
-	@d=$(WDBC)/data/f$(call wdbc_fold,$*); e=$$(awk 'NR == 2 { print $$1 }' $<); \
+	@d=$(WDBC)/data/f$(call wdbc_fold,$*); e=$$(awk 'NR == 2 { print $$1 }' $<); z=$(call wdbc_z,$(*D)); \
 	 if [ "$$e" = "$$(awk 'NR == 2 { print $$1 }' $(word 3,$^))" ]; then cp $(word 2,$^) $@.tmp; else \
-	   $(call wdbc_train,$(*D),$$d/train.npy,,$$e,$(call wdbc_lseed,$*),$(@:.npy=.st),$(@:.npy=-log.tsv)) && \
-	   $(FZ)/fz-encode -c diag -i $(@:.npy=.st) $$d/test.npy | $(FZ)/fz-fuzzy -i $(@:.npy=.st) -o $@.tmp && \
+	   $(call wdbc_train,$(*D),$$d/$${z}train.npy,,$$e,$(call wdbc_lseed,$*),$(@:.npy=.st),$(@:.npy=-log.tsv)) && \
+	   $(FZ)/fz-encode -c diag -i $(@:.npy=.st) $$d/$${z}test.npy | $(FZ)/fz-fuzzy -i $(@:.npy=.st) -o $@.tmp && \
 	   rm -f $(@:.npy=.st); fi
 	mv $@.tmp $@
 
@@ -350,6 +416,41 @@ $(WDBC)/cv.tsv $(WDBC_NESTED)/cv.tsv:
 	mv $(@D)/chosen.tsv.tmp $(@D)/chosen.tsv
 	mv $@.tmp $@
 
+# Seed ensembles of the nested protocol: for every strategy (and 'chosen') and test fold,
+# the memberships that the models of the seeds give each test row, averaged; the class is
+# the one with the larger mean. ensemble.tsv: correct of the 569 rows, one figure per
+# strategy (the seeds make one prediction, so there is no spread). chosen-folds.tsv: per
+# test fold, the strategy and epochs chosen, and the correct rows of each seed and of the
+# ensemble. ensemble-rows.tsv: strategy, fold, seed, id, label, memberships of each row.
+$(WDBC_NESTED)/ensemble.tsv: $(WDBC_NESTED)/cv.tsv $(WDBC_NESTED)/cv-runs.tsv
+	@for r in $(WDBC_RUNS); do \
+	   $(FZ)/fz-info -n 1000000 -w 4 $(WDBC_NESTED)/$$r-test.npy | \
+	     awk -v r="$$r" '/^  id=/ { split(r, p, "[/-]"); split($$1, i, "="); split($$2, l, "="); \
+	       match($$0, /membership=\[[^]]*\]/); split(substr($$0, RSTART + 12, RLENGTH - 13), v, ", "); \
+	       print p[1] "\t" substr(p[2], 2) "\t" substr(p[3], 2) "\t" i[2] "\t" l[2] "\t" v[1] "\t" v[2] }' || exit 1; \
+	 done > $(@D)/ensemble-rows.tsv.tmp
+	@test "$$(wc -l < $(@D)/ensemble-rows.tsv.tmp)" -eq $$((569 * $(words $(WDBC_RUNS)) / 10))
+	awk -F'\t' -v order="$(WDBC_STRATEGIES)" -v seedlist="$(WDBC_SEEDS)" -v folds=$(@D)/chosen-folds.tsv.tmp \
+	  'FILENAME ~ /chosen.tsv$$/ { pick[$$2] = $$3; next } \
+	   FILENAME ~ /cv-runs.tsv$$/ { if (FNR > 1) ep[$$1, $$2] = $$4; next } \
+	   { k = $$1 SUBSEP $$2 SUBSEP $$4; m0[k] += $$6; m1[k] += $$7; lab[k] = $$5; \
+	     ok[$$1, $$2, $$3] += (($$7 > $$6) == $$5); n[$$1, $$2, $$3]++ } \
+	   END { for (k in m0) { split(k, q, SUBSEP); eok[q[1], q[2]] += ((m1[k] > m0[k]) == lab[k]); en[q[1], q[2]]++ } \
+	         ns = split(order, S, " "); nr = split(seedlist, R, " "); \
+	         print "strategy\tcorrect\trows\tensemble_accuracy"; \
+	         for (j = 1; j <= ns; j++) { c = t = 0; for (f = 0; f < 10; f++) { c += eok[S[j], f]; t += en[S[j], f] } \
+	           printf "%s\t%d\t%d\t%.4f\n", S[j], c, t, c / t } \
+	         c = t = 0; printf "fold\tstrategy\tepochs\trows" > folds; \
+	         for (i = 1; i <= nr; i++) printf "\tseed_%s", R[i] > folds; print "\tensemble" > folds; \
+	         for (f = 0; f < 10; f++) { s = pick[f]; c += eok[s, f]; t += en[s, f]; \
+	           printf "%d\t%s\t%s\t%d", f, s, ep[s, f], en[s, f] > folds; \
+	           for (i = 1; i <= nr; i++) printf "\t%d", ok[s, f, R[i]] > folds; printf "\t%d\n", eok[s, f] > folds } \
+	         printf "chosen\t%d\t%d\t%.4f\n", c, t, c / t }' \
+	  $(@D)/chosen.tsv $(@D)/cv-runs.tsv $(@D)/ensemble-rows.tsv.tmp > $@.tmp
+	mv $(@D)/ensemble-rows.tsv.tmp $(@D)/ensemble-rows.tsv
+	mv $(@D)/chosen-folds.tsv.tmp $(@D)/chosen-folds.tsv
+	mv $@.tmp $@
+
 # Per strategy and fold: the test accuracy, mean over seeds.
 $(WDBC)/cv-folds.tsv: $(WDBC)/cv-runs.tsv
 $(WDBC_NESTED)/cv-folds.tsv: $(WDBC_NESTED)/cv-runs.tsv
@@ -366,7 +467,7 @@ $(WDBC)/cv-folds.tsv $(WDBC_NESTED)/cv-folds.tsv:
 # --- pictures: the latent codes of every row under each strategy's fold-0, seed-0 model ---
 WDBC_SEED0 = $(firstword $(WDBC_SEEDS))
 $(WDBC)/latent-%.png: $(WDBC)/cv/%/f0-s$$(WDBC_SEED0)-test.npy $(WDBC)/data/f0/ok
-	$(FZ)/fz-encode -i $(WDBC)/cv/$*/f0-s$(WDBC_SEED0)-test.st $(WDBC)/data/f0/all.npy | \
+	$(FZ)/fz-encode -i $(WDBC)/cv/$*/f0-s$(WDBC_SEED0)-test.st $(WDBC)/data/f0/$(call wdbc_z,$*)all.npy | \
 	  $(FZ)/fz-plot scatter -f mu -c label --size 560x460 \
 	  -t "WDBC, $* (fold 0 model): mu of all 569 rows" - $@
 
@@ -440,26 +541,26 @@ $(WDBC)/elim.png: $(WDBC)/elim.tsv
 	rm -f $@.tsv
 
 WDBC_PICTURES = $(WDBC_STRATEGIES:%=$(WDBC)/latent-%.png) $(WDBC)/confidence-all.png \
-  $(WDBC)/confidence-fcvae.png $(WDBC)/elim.png
+  $(WDBC)/confidence-fcvae.png $(WDBC)/confidence-zfcvae.png $(WDBC)/elim.png
 
 # The nested paragraph is the rule as it was written down before the first run.
 WDBC_BEST = $(if $(filter accuracy,$(WDBC_SELECT)),highest,lowest)
 WDBC_CRIT = $(if $(filter accuracy,$(WDBC_SELECT)),accuracy,loss)
 WDBC_WHAT = $(if $(filter accuracy,$(WDBC_SELECT)),accuracy,loss of the head)
 $(WDBC)/summary.md: $(WDBC)/cv.tsv $(WDBC)/cv-folds.tsv $(WDBC)/confidence-all.tsv \
-    $(WDBC)/confidence-fcvae.tsv $(WDBC)/elim.tsv $(WDBC_PICTURES) \
-    $(WDBC_NESTED)/cv.tsv $(WDBC_NESTED)/cv-folds.tsv
+    $(WDBC)/confidence-fcvae.tsv $(WDBC)/confidence-zfcvae.tsv $(WDBC)/elim.tsv $(WDBC_PICTURES) \
+    $(WDBC_NESTED)/cv.tsv $(WDBC_NESTED)/cv-folds.tsv $(WDBC_NESTED)/ensemble.tsv
 	@{ echo "# WDBC: VAE plus classifier, latent dimension $(WDBC_LATENT), 10-fold cross-validation"; echo; \
 	   echo "Data: $(WDBC_CSV) (569 rows, 30 features; UCI, Street, Wolberg, Mangasarian 1995, CC BY 4.0)."; \
 	   echo "Folds stratified from fz-prep's permutation with seed $(WDBC_SPLIT_SEED); for test fold k the"; \
-	   echo "epochs ($(WDBC_EPOCHS)) are chosen by the validation $(WDBC_SELECT) on fold k+1 of a model trained on the other eight, then the"; \
+	   echo "epochs (candidates $(WDBC_EPOCHS); zall: $(WDBC_EPOCHS_zall); zfcvae: $(WDBC_EPOCHS_zfcvae)) are chosen by the validation $(WDBC_SELECT) on fold k+1 of a model trained on the other eight, then the"; \
 	   echo "model is trained on all nine training folds and scores fold k. Seeds: $(WDBC_SEEDS)."; echo; \
 	   echo "Nested selection (nested/; the rule was written down before it was first run). The single"; \
 	   echo "validation fold above has about 57 rows (one row is 1.75%), so that choice is noisy. For test"; \
 	   echo "fold k, the nine training folds, in the order k+1, ..., k+9 (mod 10), are dealt into $(WDBC_INNER) inner"; \
 	   echo "groups; for every group, strategy and seed, a model is trained on the training folds outside"; \
-	   echo "the group (min-max scaled on them) for $(WDBC_EMAX) epochs and validated on the group after every epoch."; \
-	   echo "The rule: (1) for each strategy and each of the epochs $(WDBC_EPOCHS), the validation $(WDBC_WHAT)"; \
+	   echo "the group (scaled on them) for the largest of its candidate epochs and validated on the group after every epoch."; \
+	   echo "The rule: (1) for each strategy and each of its candidate epochs, the validation $(WDBC_WHAT)"; \
 	   echo "pooled over all inner validation rows ($$(awk -F'\t' '{ n[$$3]++; t++ } END { for (f in n) { x = t - n[f]; \
 	     if (lo == "" || x < lo) lo = x; if (x > hi) hi = x } print lo " to " hi }' $(WDBC)/folds.tsv); the groups weighted by their rows),"; \
 	   echo "mean over seeds; (2) each strategy takes the epochs with the $(WDBC_BEST), ties to the fewer;"; \
@@ -467,6 +568,17 @@ $(WDBC)/summary.md: $(WDBC)/cv.tsv $(WDBC)/cv-folds.tsv $(WDBC)/confidence-all.t
 	   echo "($(WDBC_STRATEGIES)). That model is trained on all nine training folds for"; \
 	   echo "those epochs and scores fold k once. Each strategy alone is scored the same way with its own"; \
 	   echo "nested epochs."; echo; \
+	   echo "Inputs. all, aehead, classifier, vclassifier and fcvae see the features min-max scaled to [0, 1]"; \
+	   echo "(their decoders end in a sigmoid). The z strategies see log(1 + x) of every feature, then"; \
+	   echo "standardised (mean 0, sd 1) with the mean and sd of the rows the model trains on: zclassifier and"; \
+	   echo "zvclassifier are vaec-mlp as classifier and vclassifier; zall and zfcvae are a small VAE"; \
+	   echo "(30-64-32-2, Dropout 0.2 in the encoder, a linear output, squared error, KL weight $(WDBC_ZBETA)) with the dense head"; \
+	   echo "(zall) or two Gaussian fuzzy terms (zfcvae, the fuzzy conditional VAE), head or fuzzy weight $(WDBC_ZGAMMA),"; \
+	   echo "AdamW at 1e-3, weight decay 1e-2. These settings were picked among a few variants by their pooled"; \
+	   echo "inner validation loss under the nested protocol (log1p-standardised or min-max inputs, Dropout 0.2 or"; \
+	   echo "none, fuzzy weight 10 and KL weight 0.01 or 50 and 0.001, epochs up to 150 or 300); the test-fold"; \
+	   echo "figures of those variants were computed too, so the candidate set is not blind to the test folds,"; \
+	   echo "although no choice was made on them. Within a run, every choice is made on inner validation rows."; echo; \
 	   echo "## Accuracy of both protocols (correct of 569; mean and sd over seeds $(WDBC_SEEDS))"; echo; \
 	   echo "| strategy | single fold: mean | sd | nested ($(WDBC_INNER) inner groups): mean | sd |"; echo "|---|---|---|---|---|"; \
 	   awk -F'\t' 'FNR == 1 { next } NR == FNR { m[$$1] = $$(NF - 1); d[$$1] = $$NF; next } \
@@ -497,8 +609,16 @@ $(WDBC)/summary.md: $(WDBC)/cv.tsv $(WDBC)/cv-folds.tsv $(WDBC)/confidence-all.t
 	   echo "Epochs chosen, with the pooled validation loss (strategy: fold 0..9):"; \
 	   for s in $(WDBC_STRATEGIES); do printf -- '- %s:' $$s; for k in $(WDBC_FOLDS); do \
 	     printf ' %s' "$$(awk 'NR == 2 { printf "%s (%.4f)", $$1, $$3 }' $(WDBC_NESTED)/$$s/f$$k-epochs.tsv)"; done; echo; done; echo; \
+	   echo "## Seed ensemble of the nested protocol (memberships averaged over seeds $(WDBC_SEEDS))"; echo; \
+	   echo "For every test fold, the models of the seeds (same strategy, same nested epochs) score each test row;"; \
+	   echo "their memberships are averaged and the larger mean gives the class. One figure per strategy, no spread."; echo; \
+	   awk -F'\t' 'NR == 1 { h = "|"; s = "|"; for (i = 1; i <= NF; i++) { h = h " " $$i " |"; s = s "---|" } print h; print s; next } \
+	     { l = "|"; for (i = 1; i <= NF; i++) l = l " " $$i " |"; print l }' $(WDBC_NESTED)/ensemble.tsv; echo; \
+	   echo "The row 'chosen', fold by fold: the strategy and epochs chosen, test rows, correct rows per seed and of the ensemble:"; echo; \
+	   awk -F'\t' 'NR == 1 { h = "|"; s = "|"; for (i = 1; i <= NF; i++) { h = h " " $$i " |"; s = s "---|" } print h; print s; next } \
+	     { l = "|"; for (i = 1; i <= NF; i++) l = l " " $$i " |"; print l }' $(WDBC_NESTED)/chosen-folds.tsv; echo; \
 	   echo "## Confidence of the test inputs (fz-encode -c diag, seed $(WDBC_SEED0), largest |sigmas|)"; echo; \
-	   for s in all fcvae; do echo "$$s:"; echo; sed 's/^/    /' $(WDBC)/confidence-$$s.tsv; echo; done; \
+	   for s in all fcvae zfcvae; do echo "$$s:"; echo; sed 's/^/    /' $(WDBC)/confidence-$$s.tsv; echo; done; \
 	   echo "## Channel elimination (R^2 threshold $(WDBC_ELIM_R2), seed 0, all rows, no labels)"; echo; \
 	   sed 's/^/    /' $(WDBC)/elim.tsv; echo; \
 	   last=$$(ls $(WDBC)/elim/r*.tsv | sed 's/.*\/r//; s/\.tsv//' | sort -n | tail -1); \
@@ -512,5 +632,9 @@ $(WDBC)/summary.md: $(WDBC)/cv.tsv $(WDBC)/cv-folds.tsv $(WDBC)/confidence-all.t
 	   echo '    fz-prep --label-col diagnosis --stats itrain.json valid.csv | fz-mask -o valid.npy'; \
 	   echo '    fz-train -a vaec-mlp --strategy all $(WDBC_OPTS) -r $(WDBC_RATE) -m $(WDBC_EMAX) -s S -v valid.npy -l val.tsv -o m.st itrain.npy'; \
 	   echo '    fz-train -a vaec-mlp --strategy all $(WDBC_OPTS) -r $(WDBC_RATE) -m E -s S -o m.st train.npy'; \
-	   echo '    fz-encode -c diag -i m.st test.npy | fz-fuzzy -i m.st | fz-eval --classes'; } > $@.tmp
+	   echo '    fz-encode -c diag -i m.st test.npy | fz-fuzzy -i m.st | fz-eval --classes'; echo; \
+	   echo "The z strategies (zfcvae shown) prepare and train as:"; echo; \
+	   echo "    awk -F, -v OFS=, 'NR > 1 { for (i = 2; i <= NF; i++) \$$i = sprintf(\"%.9g\", log(1 + \$$i)) } 1' itrain.csv > zitrain.csv"; \
+	   echo '    fz-prep --label-col diagnosis --standardize --save-stats zitrain.json zitrain.csv | fz-mask -o zitrain.npy'; \
+	   echo "    fz-train -a '$(WDBC_ZNET); fuzzy = gauss(2); fuzzy_init = circle(2)' $(WDBC_ZOPTS) -m E -s S -o m.st ztrain.npy"; } > $@.tmp
 	@mv $@.tmp $@
