@@ -255,6 +255,28 @@ int fz_fuzzy_init_circle_groups(fz_fuzzy *F, double radius, int nclass, int natt
         for (int c = 0; c < nclass; c++)
             if (slot[c] < 0 && (a == nattr || member[(size_t)a * nclass + c])) slot[c] = next++;
     double a0 = 2.0 * M_PI * fz_rng_uniform(rng);
+    int rc = fz_fuzzy_init_circle_slots(F, radius, nclass, nattr, member, slot, a0, err);
+    free(slot);
+    return rc;
+}
+
+int fz_fuzzy_init_circle_slots(fz_fuzzy *F, double radius, int nclass, int nattr,
+                               const unsigned char *member, const int *slot, double a0,
+                               fz_err *err)
+{
+    if (nclass < 1 || nattr < 0 || nclass + nattr != F->K)
+        return fz_fail(err, FZ_EUSAGE, "fuzzy layer: %d classes and %d attributes for %d terms",
+                       nclass, nattr, F->K);
+    if (F->n < 2)
+        return fz_fail(err, FZ_EUSAGE, "fuzzy layer: circle initialisation needs >= 2 input "
+                                       "dims, got %d", F->n);
+    if (!(radius > 0) || !isfinite(radius) || !isfinite(a0))
+        return fz_fail(err, FZ_EUSAGE, "fuzzy layer: circle radius %g, start angle %g (expected "
+                                       "a radius > 0)", radius, a0);
+    for (int c = 0; c < nclass; c++)
+        if (slot[c] < 0 || slot[c] >= nclass)
+            return fz_fail(err, FZ_EUSAGE, "fuzzy layer: class %d on slot %d of %d", c, slot[c],
+                           nclass);
     double centre[FZ_FUZZY_MAX_N] = {0};
     for (int c = 0; c < nclass; c++) {
         double ang = a0 + 2.0 * M_PI * slot[c] / nclass;
@@ -300,7 +322,57 @@ int fz_fuzzy_init_circle_groups(fz_fuzzy *F, double radius, int nclass, int natt
             for (int i = 0; i < nn; i++) F->scales[(size_t)j * nn + i] = (float)sc;
         }
     }
-    free(slot);
+    return 0;
+}
+
+/* One class for sorting by angle; classes without a mean sort after all others. */
+typedef struct class_angle {
+    double angle;
+    int cls, present;
+} class_angle;
+
+static int cmp_class_angle(const void *pa, const void *pb)
+{
+    const class_angle *a = pa, *b = pb;
+    if (a->present != b->present) return b->present - a->present;
+    if (a->present && a->angle != b->angle) return a->angle < b->angle ? -1 : 1;
+    return a->cls - b->cls; /* ties and absent classes keep their index order */
+}
+
+int fz_circle_order_by_angle(int nclass, const double *means, const size_t *count, int *slot,
+                             double *a0, fz_err *err)
+{
+    if (nclass < 1 || nclass > FZ_FUZZY_MAX_K)
+        return fz_fail(err, FZ_EUSAGE, "circle order: %d classes (expected 1 to %d)", nclass,
+                       FZ_FUZZY_MAX_K);
+    class_angle *ca = malloc((size_t)nclass * sizeof *ca);
+    if (!ca) return fz_fail(err, FZ_ENOMEM, "out of memory");
+    /* the centre the angles are measured around: the mean of the class means (not of the
+     * rows, so that a frequent class does not pull it towards itself) */
+    double cx = 0, cy = 0;
+    int present = 0;
+    for (int c = 0; c < nclass; c++)
+        if (count[c]) {
+            cx += means[2 * c], cy += means[2 * c + 1], present++;
+        }
+    if (present) cx /= present, cy /= present;
+    for (int c = 0; c < nclass; c++) {
+        ca[c].cls = c;
+        ca[c].present = count[c] > 0;
+        ca[c].angle = ca[c].present ? atan2(means[2 * c + 1] - cy, means[2 * c] - cx) : 0;
+    }
+    qsort(ca, (size_t)nclass, sizeof *ca, cmp_class_angle);
+    for (int i = 0; i < nclass; i++) slot[ca[i].cls] = i;
+    /* a0: the rotation that puts each class's slot closest to its own angle, the circular
+     * mean of angle_c - 2 pi slot_c / nclass (0 when no class has a mean) */
+    double s = 0, co = 0;
+    for (int i = 0; i < nclass; i++)
+        if (ca[i].present) {
+            double d = ca[i].angle - 2.0 * M_PI * i / nclass;
+            s += sin(d), co += cos(d);
+        }
+    if (a0) *a0 = (s != 0 || co != 0) ? atan2(s, co) : 0;
+    free(ca);
     return 0;
 }
 

@@ -174,6 +174,29 @@ int fz_fuzzy_init_circle(fz_fuzzy *F, double radius, fz_rng *rng, fz_err *err);
 int fz_fuzzy_init_circle_groups(fz_fuzzy *F, double radius, int nclass, int nattr,
                                 const unsigned char *member, fz_rng *rng, fz_err *err);
 
+/* The class terms on the circle at given places: class c at the angle
+ * a0 + 2 pi slot[c] / nclass (slot a permutation of 0 .. nclass-1), attribute terms as in
+ * fz_fuzzy_init_circle_groups (at the mean of their classes' centres, a membership of 1/2 at
+ * the farthest). Draws nothing. 0, or -1 with a reason (K != nclass + nattr, a slot out of
+ * range, n < 2, radius <= 0). */
+int fz_fuzzy_init_circle_slots(fz_fuzzy *F, double radius, int nclass, int nattr,
+                               const unsigned char *member, const int *slot, double a0,
+                               fz_err *err);
+/* An order of the classes on the circle taken from the data: means (nclass, 2) is each
+ * class's mean code in two dims, count (nclass) how many rows it has. The classes are sorted
+ * by the angle of their mean around the mean of the class means (counter-clockwise, like the
+ * slots), and slot (nclass) receives each class's position in that order; classes with no
+ * rows come last, in index order. a0 (may be NULL) receives the rotation that puts each slot
+ * closest to its class's angle (the circular mean of angle - 2 pi slot / nclass), so that
+ * fz_fuzzy_init_circle_slots(.., slot, *a0, ..) starts each class term on the side of the
+ * circle where its codes already lie.
+ * Why: the index order puts classes c and c + nclass/2 on opposite sides; when the encoder
+ * maps two such classes close together (MNIST's 4 and 9), one term loses the pull between
+ * them, its membership vanishes everywhere the codes are, and so does its gradient.
+ * 0, or -1 with a reason (nclass out of range, allocation). */
+int fz_circle_order_by_angle(int nclass, const double *means, const size_t *count, int *slot,
+                             double *a0, fz_err *err);
+
 /* Allocate what forward keeps for backward for batches of up to max_batch points.
  * Calling it again replaces the previous reservation. */
 int fz_fuzzy_reserve(fz_fuzzy *F, int max_batch, fz_err *err);

@@ -858,3 +858,56 @@ int fz_trainer_reference_scores(fz_trainer *t, const fz_trainset *ds, fz_err *er
     m->nref = FZ_REF_SCORES;
     return 0;
 }
+
+int fz_class_mean_codes(fz_model *m, const fz_trainset *ds, int nclass, double *means,
+                        size_t *count, fz_err *err)
+{
+    enum { BATCH = 256 };
+    int Z = fz_model_latent(m);
+    if (Z < 2) return fz_fail(err, FZ_EUSAGE, "class mean codes: latent %d (expected >= 2)", Z);
+    if (nclass < 1 || !ds->target || !ds->mask || ds->k < (size_t)nclass)
+        return fz_fail(err, FZ_EDATA, "class mean codes: the stream has %zu outputs with target "
+                                      "and mask, %d classes needed (see fz-mask(1))",
+                       ds->k, nclass);
+    memset(means, 0, (size_t)nclass * 2 * sizeof *means);
+    memset(count, 0, (size_t)nclass * sizeof *count);
+    if (fz_model_reserve(m, BATCH, err)) return -1;
+    float *x = malloc((size_t)BATCH * ds->d * sizeof(float));            /* (BATCH, d) */
+    int *cls = malloc(BATCH * sizeof(int));                              /* (BATCH) */
+    float *saved = malloc((m->nbuffers ? m->nbuffers : 1) * sizeof(float)); /* BN statistics */
+    if (!x || !cls || !saved) {
+        free(x), free(cls), free(saved);
+        return fz_fail(err, FZ_ENOMEM, "out of memory");
+    }
+    /* A training-mode forward updates the BatchNorm running statistics: put them back. */
+    memcpy(saved, m->buffers, m->nbuffers * sizeof(float));
+    fz_rng rng; /* dropout, if the encoder has any */
+    fz_rng_seed(&rng, 0x5eedULL);
+    /* the encoder's raw output h: (B, Z) for an ae, (B, 2Z) mu then s for a vae */
+    size_t ld = m->arch.kind == FZ_KIND_AE ? (size_t)Z : 2 * (size_t)Z;
+    size_t i = 0;
+    while (i < ds->n) {
+        int B = 0; /* labeled rows of one class gathered into x */
+        for (; i < ds->n && B < BATCH; i++) {
+            const float *t = ds->target + i * ds->k, *mk = ds->mask + i * ds->k;
+            int c = -1;
+            for (int o = 0; o < nclass; o++)
+                if (mk[o] > 0 && t[o] > 0.5f) c = c < 0 ? o : -2; /* -2: two classes, skip */
+            if (c < 0) continue;
+            memcpy(x + (size_t)B * ds->d, ds->x + i * ds->d, ds->d * sizeof(float));
+            cls[B++] = c;
+        }
+        if (!B) break;
+        const float *h = fz_net_forward(&m->enc, x, B, 1, &rng);
+        for (int b = 0; b < B; b++) {
+            means[2 * cls[b]] += h[(size_t)b * ld];
+            means[2 * cls[b] + 1] += h[(size_t)b * ld + 1];
+            count[cls[b]]++;
+        }
+    }
+    memcpy(m->buffers, saved, m->nbuffers * sizeof(float));
+    for (int c = 0; c < nclass; c++)
+        if (count[c]) means[2 * c] /= (double)count[c], means[2 * c + 1] /= (double)count[c];
+    free(x), free(cls), free(saved);
+    return 0;
+}

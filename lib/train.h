@@ -146,6 +146,20 @@ int fz_trainer_reference_scores(fz_trainer *t, const fz_trainset *ds, fz_err *er
 /* Losses on ds in evaluation mode with z = mu (no optimiser step). */
 int fz_trainer_evaluate(fz_trainer *t, const fz_trainset *ds, fz_epoch_stats *st, fz_err *err);
 
+/* Each class's mean code before training, for fz_circle_order_by_angle: the model m, as
+ * created, encodes the rows of ds labeled with one of the first nclass outputs (target 1
+ * and mask 1 there, on exactly one class; ds->k >= nclass) in batches of 256 in training
+ * mode, as the first epoch will see them: BatchNorm normalises with each batch's statistics
+ * (its running statistics are put back afterwards). In evaluation mode an untrained
+ * network's BatchNorm layers hold their initial statistics and normalise nothing, and the
+ * class means found so came out in another order, one that on MNIST stalled a seed the
+ * training-mode order did not (fz-train(1), --circle-order). means (nclass, 2) receives the
+ * mean of mu in latent dims 0 and 1 per class, count (nclass) the rows of each (0: means 0).
+ * Reserves m's buffers for batches of up to 256 rows. 0, or -1 with a reason (no target and
+ * mask, latent < 2, allocation). */
+int fz_class_mean_codes(fz_model *m, const fz_trainset *ds, int nclass, double *means,
+                        size_t *count, fz_err *err);
+
 /* ---- Single steps, to reproduce a reference implementation exactly ---- */
 
 /* Use eps (batch, Z) as the sampling noise of the following training steps instead of

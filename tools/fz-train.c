@@ -35,6 +35,7 @@ typedef struct options {
         set_kl, set_mom;
     double lr, wd, clip, rw, beta, momentum, gamma, redraw;
     int set_gamma, set_fnorm, set_redraw;
+    int circle_by_data; /* --circle-order data */
     fz_strategy strategy;
     int two_step;
     unsigned freeze;
@@ -47,7 +48,7 @@ typedef struct options {
     const char *sched;
 } options;
 
-static void help(void)
+static void help(const options *o)
 {
     usage(stdout);
     printf(
@@ -85,6 +86,9 @@ static void help(void)
         "  --two-step             two optimiser steps per batch: VAE loss, then fuzzy loss\n"
         "  --freeze LIST          leave these alone: encoder, decoder, centers, scales,\n"
         "                         lower, bell, conseq (comma-separated)\n"
+        "  --circle-order index|data  the class terms' order on the circle of a new model:\n"
+        "                         class index, or the angles of the untrained encoder's\n"
+        "                         class means (default %s)\n"
         "\nData and output:\n"
         "  -f field     input field (default x)\n"
         "  -v valid     validation stream, evaluated after every epoch\n"
@@ -95,7 +99,8 @@ static void help(void)
         "  -h           this help\n"
         "\nExit 0 ok, 1 data or runtime error (the last good checkpoint is kept), 2 usage;\n"
         "SIGINT, SIGTERM or SIGHUP stop after the current batch, dropping the unfinished\n"
-        "epoch, and end the run by that signal (status 130, 143, 129).\n");
+        "epoch, and end the run by that signal (status 130, 143, 129).\n",
+        o->circle_by_data ? "data" : "index");
 }
 
 static int die_usage(const char *msg)
@@ -107,7 +112,7 @@ static int die_usage(const char *msg)
 enum {
     OPT_OPTIM = 256, OPT_WD, OPT_MOM, OPT_CLIP, OPT_SCHED, OPT_LOSS, OPT_RED, OPT_RW, OPT_BETA,
     OPT_KL, OPT_DENOISE, OPT_DROP, OPT_GAMMA, OPT_FNORM, OPT_REDRAW, OPT_STRATEGY, OPT_TWO,
-    OPT_FREEZE
+    OPT_FREEZE, OPT_CIRCLE
 };
 
 static int parse_options(int argc, char **argv, options *o)
@@ -124,6 +129,7 @@ static int parse_options(int argc, char **argv, options *o)
         {"redraw", required_argument, 0, OPT_REDRAW},
         {"strategy", required_argument, 0, OPT_STRATEGY},
         {"two-step", no_argument, 0, OPT_TWO}, {"freeze", required_argument, 0, OPT_FREEZE},
+        {"circle-order", required_argument, 0, OPT_CIRCLE},
         {0, 0, 0, 0}};
     fz_err err;
     long v;
@@ -164,7 +170,7 @@ static int parse_options(int argc, char **argv, options *o)
         case 'v': o->valid = optarg; break;
         case 'l': o->log = optarg; break;
         case 'q': o->quiet = 1; break;
-        case 'h': help(); exit(0);
+        case 'h': help(o); exit(0);
         case OPT_OPTIM:
             if (fz_opt_kind_parse(optarg, &o->optim, &err)) goto bad;
             o->set_optim = 1;
@@ -238,6 +244,11 @@ static int parse_options(int argc, char **argv, options *o)
             break;
         case OPT_STRATEGY:
             if (fz_strategy_parse(optarg, &o->strategy, &err)) goto bad;
+            break;
+        case OPT_CIRCLE:
+            if (strcmp(optarg, "index") == 0) o->circle_by_data = 0;
+            else if (strcmp(optarg, "data") == 0) o->circle_by_data = 1;
+            else return die_usage("--circle-order: expected index or data");
             break;
         case OPT_REDRAW:
             if (fz_parse_double(optarg, 0, 1, &o->redraw, "--redraw", &err)) goto bad;
@@ -531,26 +542,69 @@ static void carry_meta(fz_model *m, const char *stream_meta)
     fz_json_free(j);
 }
 
-/* A fresh fuzzy layer started on a circle, trained on a stream whose outputs are classes
- * and then attributes (fz-mask -a): start the attribute terms over their classes, with each
- * attribute's classes next to each other on the circle (fz_fuzzy_init_circle_groups). */
-static void group_circle(fz_model *m, const char *stream_meta, uint64_t seed, int quiet)
+/* A fresh fuzzy layer started on a circle (fuzzy_init = circle(R)), trained on a stream with
+ * target and mask. Index order: on a stream whose outputs are classes and then attributes
+ * (fz-mask -a), each attribute's classes go next to each other on the circle and the
+ * attribute terms start over their classes (fz_fuzzy_init_circle_groups); otherwise the
+ * class order of fz_model_create stays. Data order: the untrained encoder's class means,
+ * taken in angular order, set the classes' places (fz_circle_order_by_angle), so classes it
+ * maps close together start close together; attribute terms again start over their classes.
+ * 0, or -1 with a reason. */
+static int place_circle(fz_model *m, const fz_trainset *ds, const char *stream_meta,
+                        uint64_t seed, int by_data, int quiet, fz_err *err)
 {
-    if (!m->has_fuzzy || !(m->arch.fuzzy_circle > 0) || !stream_meta) return;
-    fz_err err;
+    if (!m->has_fuzzy || !(m->arch.fuzzy_circle > 0)) return 0;
+    fz_err ignored;
     fz_mask mk;
-    if (fz_mask_from_stream_meta(&mk, stream_meta, &err)) return;
-    int nattr = mk.nout - mk.K;
-    if (nattr > 0 && mk.nout == m->fuzzy.K) {
-        fz_rng rng;
-        fz_rng_seed(&rng, seed ^ 0x9e3779b97f4a7c15ull);
-        if (fz_fuzzy_init_circle_groups(&m->fuzzy, m->arch.fuzzy_circle, mk.K, nattr, mk.attr,
-                                        &rng, &err) == 0 && !quiet)
-            fprintf(stderr, "%s: %d class terms on the circle, each attribute's classes side by "
-                            "side; %d attribute term%s over their classes\n",
-                    prog, mk.K, nattr, nattr == 1 ? "" : "s");
+    int have_mask = stream_meta && fz_mask_from_stream_meta(&mk, stream_meta, &ignored) == 0;
+    if (have_mask && mk.nout != m->fuzzy.K) {
+        fz_mask_free(&mk);
+        have_mask = 0;
     }
-    fz_mask_free(&mk);
+    int nclass = have_mask ? mk.K : m->fuzzy.K, nattr = m->fuzzy.K - nclass, rc = 0;
+    const unsigned char *member = have_mask ? mk.attr : NULL;
+    if (!by_data) {
+        if (nattr > 0) {
+            fz_rng rng;
+            fz_rng_seed(&rng, seed ^ 0x9e3779b97f4a7c15ull);
+            if (fz_fuzzy_init_circle_groups(&m->fuzzy, m->arch.fuzzy_circle, nclass, nattr,
+                                            member, &rng, err) == 0 && !quiet)
+                fprintf(stderr, "%s: %d class terms on the circle, each attribute's classes side "
+                                "by side; %d attribute term%s over their classes\n",
+                        prog, nclass, nattr, nattr == 1 ? "" : "s");
+        }
+        if (have_mask) fz_mask_free(&mk);
+        return 0;
+    }
+    double *means = malloc((size_t)nclass * 2 * sizeof *means); /* (nclass, 2) */
+    size_t *count = malloc((size_t)nclass * sizeof *count);     /* (nclass) */
+    int *slot = malloc((size_t)nclass * sizeof *slot);          /* (nclass) */
+    double a0 = 0;
+    if (!means || !count || !slot) rc = fz_fail(err, FZ_ENOMEM, "out of memory");
+    if (!rc) rc = fz_class_mean_codes(m, ds, nclass, means, count, err);
+    if (!rc) rc = fz_circle_order_by_angle(nclass, means, count, slot, &a0, err);
+    if (!rc)
+        rc = fz_fuzzy_init_circle_slots(&m->fuzzy, m->arch.fuzzy_circle, nclass, nattr, member,
+                                        slot, a0, err);
+    if (!rc && !quiet) {
+        /* the classes counter-clockwise from slot 0, by name */
+        fprintf(stderr, "%s: class terms on the circle in the order of the untrained codes:", prog);
+        for (int i = 0; i < nclass; i++)
+            for (int c = 0; c < nclass; c++)
+                if (slot[c] == i) {
+                    if (have_mask) fprintf(stderr, " %s", mk.name[c]);
+                    else fprintf(stderr, " %d", c);
+                    if (!count[c]) fputs("(no rows)", stderr);
+                }
+        if (nattr > 0)
+            fprintf(stderr, "; %d attribute term%s over their classes", nattr, nattr == 1 ? "" : "s");
+        fputc('\n', stderr);
+    }
+    free(means);
+    free(count);
+    free(slot);
+    if (have_mask) fz_mask_free(&mk);
+    return rc;
 }
 
 /* What main() holds, released by finish() on every way out (so that leak checkers see a
@@ -632,7 +686,13 @@ int main(int argc, char **argv)
         rc = fz_model_create(&m, text, shape, o.conf.seed, &err);
         free(text);
         if (rc) return finish(fail(&err));
-        group_circle(&m, meta, o.conf.seed, o.quiet);
+        if (o.circle_by_data && !(m.has_fuzzy && m.arch.fuzzy_circle > 0)) {
+            fprintf(stderr, "%s: --circle-order data: the model has no fuzzy layer started on a "
+                            "circle (fuzzy_init = circle(R))\n", prog);
+            return finish(2);
+        }
+        if (place_circle(&m, &train, meta, o.conf.seed, o.circle_by_data, o.quiet, &err))
+            return finish(fail(&err));
     }
     apply_overrides(&o, preset, m.arch.kind);
     stream_settings(&o.conf, meta, !o.set_redraw);
@@ -663,6 +723,21 @@ int main(int argc, char **argv)
         char *with = malloc(n + 64);
         if (with) {
             snprintf(with, n + 64, "{\"preset\":\"%s\",%s", preset, conf_json + 1);
+            free(conf_json);
+            conf_json = with;
+        }
+    }
+    /* The order the class terms started in: this run's for a new model; a resumed or
+     * fine-tuned one keeps the order its terms were started in. */
+    if (conf_json && m.has_fuzzy && m.arch.fuzzy_circle > 0) {
+        const char *tr = start ? fz_model_meta(&m, "train") : NULL;
+        int by_data = start ? tr && strstr(tr, "\"circle_order\":\"data\"") != NULL
+                            : o.circle_by_data;
+        size_t n = strlen(conf_json); /* ends in '}': the key goes last */
+        char *with = malloc(n + 64);
+        if (with) {
+            snprintf(with, n + 64, "%.*s,\"circle_order\":\"%s\"}", (int)(n - 1), conf_json,
+                     by_data ? "data" : "index");
             free(conf_json);
             conf_json = with;
         }

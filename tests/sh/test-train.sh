@@ -113,6 +113,44 @@ b = open(sys.argv[1], 'rb').read(); n = struct.unpack('<Q', b[:8])[0]
 t = json.loads(json.loads(b[8:8 + n])['__metadata__']['train'])
 assert t['redraw'] == 0.5, t" "$T/rd.st" || fail "mask_redraw not honoured"
 
+# --circle-order: index (the default) or data, the order of the untrained encoder's class
+# means round their centre; kept in the model's training settings, and a resumed run keeps
+# the order its terms started in
+expect_exit 0 fz-train -a fcvae-mlp -m 1 -s 3 -o "$T/ci.st" "$T/ten.npy"
+expect_exit 0 fz-train -a fcvae-mlp -m 1 -s 3 --circle-order index -o "$T/ci2.st" "$T/ten.npy"
+cmp -s "$T/ci.st" "$T/ci2.st" || fail "--circle-order index is not the default"
+expect_exit 0 fz-train -a fcvae-mlp -m 1 -s 3 --circle-order data -o "$T/cd.st" "$T/ten.npy"
+order=$(sed -n 's/^fz-train: class terms on the circle in the order of the untrained codes: //p' "$T/err")
+[ "$(echo "$order" | tr ' ' '\n' | sort -n | tr '\n' ' ')" = "0 1 2 3 4 5 6 7 8 9 " ] ||
+    fail "data order should name each class once: '$order' ($(cat "$T/err"))"
+cp "$T/cd.st" "$T/cdr.st"
+expect_exit 0 fz-train -m 2 -R -o "$T/cdr.st" "$T/ten.npy"
+expect_exit 0 fz-train -a fcvae-mlp -m 1 --circle-order data -o "$T/cd12.st" "$T/masked.npy"
+grep -q 'order of the untrained codes: .*; 2 attribute terms over their classes' "$T/err" ||
+    fail "data order with attributes: $(cat "$T/err")"
+"$PY" - "$T/ci.st" "$T/cd.st" "$T/cdr.st" <<'PY' || fail "--circle-order in the model's training settings"
+import json, struct, sys
+def load(p):
+    b = open(p, "rb").read(); n = struct.unpack("<Q", b[:8])[0]; h = json.loads(b[8:8 + n])
+    o = h["fuzzy.centers"]["data_offsets"]
+    return json.loads(h["__metadata__"]["train"]), b[8 + n + o[0]:8 + n + o[1]]
+(ti, ci), (td, cd), (tr, _) = load(sys.argv[1]), load(sys.argv[2]), load(sys.argv[3])
+assert ti["circle_order"] == "index", ti
+assert td["circle_order"] == "data", td
+assert tr["circle_order"] == "data", tr
+assert ci != cd, "the data order left the centres where the index order puts them"
+PY
+fz-info "$T/cd.st" | sed -n '/^training:/,/^trained:/p' | grep -q ' circle_order data$' ||
+    fail "fz-info does not report the circle order"
+expect_exit 2 fz-train -a fcvae-mlp --circle-order sideways -o "$T/x.st" "$T/ten.npy"
+expect_err '^fz-train: --circle-order: expected index or data$'
+expect_exit 2 fz-train -a vae-mlp --circle-order data -o "$T/x.st" "$T/train.npy"
+expect_err 'circle-order data: the model has no fuzzy layer started on a circle'
+expect_exit 1 fz-train -a fcvae-mlp --circle-order data -o "$T/x.st" "$T/train.npy"
+expect_err 'stream has 0 outputs with target and mask'
+[ -e "$T/x.st" ] && fail "a refused run wrote a model"
+fz-train -h | grep -q -- '--circle-order index|data' || fail "-h does not list --circle-order"
+
 # --- confidence: how many standard deviations from the training latents' Gaussian ---
 fz-encode -i "$T/full.st" -c diag "$T/train.npy" >"$T/conf.npy" || fail "fz-encode -c diag"
 "$PY" - "$T/conf.npy" <<'PY' || fail "sigmas of the training data are not standardised"
