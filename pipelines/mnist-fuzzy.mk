@@ -7,8 +7,9 @@
 #   make mnist-fuzzy SEEDS="0 1 2 3 4" EPOCHS=30 LATENT=2 GAMMA=20
 #   make mnist-fuzzy ARCH=fcvae-wide     the 512-256 network, into results/mnist-fuzzy-fcvae-wide/
 #   make mnist-fuzzy ARCH=fcvae-cnn      the convolutional encoder, class terms in data order
-#   make mnist-fuzzy ORDER=index|data    the class terms' order on the circle (fz-train
-#                                        --circle-order; default data for fcvae-cnn, else index)
+#                                        for 10 classes (and half labels), index for 12 outputs
+#   make mnist-fuzzy ORDER=index|data    one order of the class terms on the circle for every
+#                                        setting (fz-train --circle-order)
 #
 # Outputs in results/mnist-fuzzy/ (results/mnist-fuzzy-quick/ with QUICK=1): the streams, one
 # model, training log (TSV) and test metrics per setting and seed, summary.md (the accuracy
@@ -38,19 +39,25 @@ MF_LATENT := $(or $(LATENT),2)
 MF_GAMMA  := $(or $(GAMMA),20)
 MF_BETA   := $(or $(BETA),0.0357)
 MF_FIRST  := $(firstword $(MF_SEEDS))
-# The class terms' order on the circle (fz-train --circle-order): data for fcvae-cnn, whose
+# The class terms' order on the circle (fz-train --circle-order) per setting (10, 12, 10h),
+# chosen on the validation split: data for fcvae-cnn's 10 classes and half labels, whose
 # untrained encoder maps 4 and 9 close together where the index order starts them on
-# opposite sides (two of three seeds then lost a digit); index for the others, whose
-# published results were made with it.
-MF_ORDER  := $(or $(ORDER),$(if $(filter fcvae-cnn,$(MF_ARCH)),data,index))
-$(if $(filter-out index data,$(MF_ORDER)),$(error ORDER=$(MF_ORDER): expected index or data))
+# opposite sides (two of three seeds then lost a digit); index for its 12 outputs, where it
+# keeps each attribute's classes side by side (in data order a seed lost the digit 5); index
+# for the other networks, whose published results were made with it. ORDER sets one order
+# for all.
+$(if $(filter-out index data,$(or $(ORDER),index)),$(error ORDER=$(ORDER): expected index or data))
+mf_order = $(or $(ORDER),$(if $(filter fcvae-cnn,$(MF_ARCH)),$(if $(filter 12,$(1)),index,data),index))
+MF_ORDERS := $(foreach k,10 12 10h,$(k)=$(call mf_order,$(k)))
 # fcvae-mlp: the MLP VAE with one Gaussian term per output on mu, class terms started on a
 # circle of radius 2 (attribute terms over their classes); a cosine learning-rate schedule.
 # ARCH=fcvae-wide: the same twice as wide (fz-train(1)). The index order is fz-train's
 # default and is not written out, so that config.txt, and the models, of runs made before
 # the option stay valid.
 MF_TRAIN   = -a $(MF_ARCH) -z $(MF_LATENT) --gamma $(MF_GAMMA) --beta $(MF_BETA) \
-             --schedule cos:$(MF_EPOCHS):0$(if $(filter data,$(MF_ORDER)), --circle-order data)
+             --schedule cos:$(MF_EPOCHS):0
+mf_order_opt = $(if $(filter data,$(call mf_order,$(1))), --circle-order data)
+MF_ORDER_NOTE = $(if $(filter %=data,$(MF_ORDERS)), circle order: $(MF_ORDERS))
 MF_MODELS  = $(foreach k,10 12 10h,$(foreach s,$(MF_SEEDS),$(MF_DIR)/m$(k)-s$(s).st))
 MF_METRICS = $(MF_MODELS:.st=.test.tsv)
 MF_PICS    = $(MF_DIR)/curves.png $(MF_DIR)/losses.png $(MF_DIR)/latent-10.png $(MF_DIR)/latent-12.png \
@@ -63,7 +70,7 @@ mnist-fuzzy: all $(MF_DIR)/summary.md
 # Rewritten only when the training settings change, so that make retrains exactly then.
 $(MF_DIR)/config.txt: FORCE
 	@mkdir -p $(MF_DIR)
-	@echo "fz-train $(MF_TRAIN) -m $(MF_EPOCHS)" > $@.tmp
+	@echo "fz-train $(MF_TRAIN) -m $(MF_EPOCHS)$(MF_ORDER_NOTE)" > $@.tmp
 	@if cmp -s $@.tmp $@; then rm $@.tmp; else mv $@.tmp $@; fi
 
 # 90% of the training digits to train, 10% to validate (the same split for every run).
@@ -96,7 +103,7 @@ mf_eval = $(patsubst %h,%,$(call mf_set,$(1)))
 # time, and remaking one (it was deleted, say) must not retrain every model.
 $(MF_DIR)/m%.st: $(MF_DIR)/config.txt | $(MF_DATA) $(FZ)/fz-train
 	@if [ -f $@.ckpt ] && [ $@.ckpt -ot $(MF_DIR)/config.txt ]; then rm -f $@.ckpt; fi
-	$(FZ)/fz-train $(MF_TRAIN) -m $(MF_EPOCHS) -s $(call mf_seed,$*) -R -q \
+	$(FZ)/fz-train $(MF_TRAIN)$(call mf_order_opt,$(call mf_set,$*)) -m $(MF_EPOCHS) -s $(call mf_seed,$*) -R -q \
 	  -v $(MF_DIR)/va-$(call mf_eval,$*).npy -l $(MF_DIR)/m$*.log.tsv -o $@.ckpt \
 	  $(MF_DIR)/tr-$(call mf_set,$*).npy
 	mv $@.ckpt $@
@@ -175,5 +182,5 @@ $(MF_DIR)/paths-9-4-strips.png: $(MF_DIR)/path-1.npy $(MF_DIR)/path-2.npy | $(FZ
             $(MF_DIR)/scored-12.npy
 
 $(MF_DIR)/summary.md: $(MF_METRICS) $(MF_PICS) pipelines/mnist-fuzzy.mk pipelines/mnist-fuzzy-summary.sh
-	@bash pipelines/mnist-fuzzy-summary.sh $(MF_DIR) "$(MF_SEEDS)" "$(MF_TRAIN) -m $(MF_EPOCHS)" $(MF_ORDER) > $@.tmp
+	@bash pipelines/mnist-fuzzy-summary.sh $(MF_DIR) "$(MF_SEEDS)" "$(MF_TRAIN) -m $(MF_EPOCHS)" "$(MF_ORDERS)" > $@.tmp
 	@mv $@.tmp $@
