@@ -211,50 +211,45 @@ static const float *eval_layers(fz_net *net, int i0, int i1, const float *cur, i
  * rounding may move in the last bit with the group's width, as with another batch size. */
 #define FZ_EVAL_CHUNK_FLOATS ((size_t)1 << 18) /* 1 MB */
 
-/* The last layer of the run that starts at layer i and the rows of its chunks; -1 when the
- * run is not worth cutting (a single layer, or all its outputs fit in two chunks). */
+/* The run that starts at layer i (not a view): a Linear layer alone, else the layers up to
+ * the next Linear one. Returns its last layer that is not a view; *rows receives the rows of
+ * its chunks: B (one piece) unless it has two or more computing layers whose widest output
+ * over the batch exceeds two chunks. */
 static int eval_run(const fz_net *net, int i, int B, int *rows)
 {
-    int last = -1, computing = 0;
+    int last = i, computing = 0;
     size_t widest = 0;
-    for (int k = i; k < net->n && net->layers[k].kind != FZ_LINEAR; k++) {
+    for (int k = i; k < net->n; k++) {
         const fz_layer *L = &net->layers[k];
+        if (L->kind == FZ_LINEAR && k > i) break;
         if (fz_layer_is_view(L)) continue;
         last = k;
         computing++;
         size_t w = fz_layer_out_size(L);
         if (w > widest) widest = w;
+        if (L->kind == FZ_LINEAR) break;
     }
-    if (computing < 2 || widest * (size_t)B <= 2 * FZ_EVAL_CHUNK_FLOATS) return -1;
-    size_t r = FZ_EVAL_CHUNK_FLOATS / widest;
-    *rows = r < 1 ? 1 : (int)r;
+    *rows = B;
+    if (computing >= 2 && widest * (size_t)B > 2 * FZ_EVAL_CHUNK_FLOATS) {
+        size_t r = FZ_EVAL_CHUNK_FLOATS / widest;
+        *rows = r < 1 ? 1 : (int)r;
+    }
     return last;
 }
 
-/* Layers from..n-1 in evaluation or training; evaluation as eval_layers, in chunks of rows
- * where eval_run says so. */
+/* Layers from..n-1 in evaluation or training; evaluation as eval_layers, run by run (see
+ * eval_run), each in chunks of rows where it says so. */
 static const float *forward_from(fz_net *net, int from, const float *cur, int B, int train,
                                  fz_rng *rng)
 {
     if (!train) {
         int i = from;
         while (i < net->n) {
-            int rows, last = eval_run(net, i, B, &rows);
-            if (last < 0) {
-                /* up to the next Linear layer (or one layer) as a whole batch */
-                int k = i;
-                while (k + 1 < net->n && net->layers[k + 1].kind != FZ_LINEAR &&
-                       net->layers[k].kind != FZ_LINEAR)
-                    k++;
-                while (k > i && fz_layer_is_view(&net->layers[k])) k--;
-                if (fz_layer_is_view(&net->layers[k])) {
-                    net->act[k] = (float *)cur;
-                } else {
-                    cur = eval_layers(net, i, k, cur, B, net->act[k]);
-                }
-                i = k + 1;
+            if (fz_layer_is_view(&net->layers[i])) {
+                net->act[i++] = (float *)cur; /* same memory seen with another shape */
                 continue;
             }
+            int rows, last = eval_run(net, i, B, &rows);
             size_t in = fz_layer_in_size(&net->layers[i]), out = fz_layer_out_size(&net->layers[last]);
             for (int r0 = 0; r0 < B; r0 += rows) {
                 int nb = B - r0 < rows ? B - r0 : rows;
