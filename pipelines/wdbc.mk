@@ -688,7 +688,7 @@ $(WDBC_CONFIRM)/summary.md: $(foreach s,$(WDBC_CONFIRM_SPLITS),$(WDBC_CONFIRM)/s
 	   echo "the fuzzy head, mean over seeds); seeds $(WDBC_SEEDS). The figure: mean and sd of the cross-validated"; \
 	   echo "accuracy (correct of 569) over every split and seed; beside it the seed ensemble of each split."; echo; \
 	   echo "| split seed | $(foreach r,$(WDBC_SEEDS),seed $(r) |) mean | seed ensemble |"; \
-	   echo "|---|$(foreach r,$(WDBC_SEEDS),---|)---|---|"; \
+	   echo "|---|$(subst $() ,,$(foreach r,$(WDBC_SEEDS),---|))---|---|"; \
 	   for s in $(WDBC_CONFIRM_SPLITS); do d=$(WDBC_CONFIRM)/split-$$s/nested; \
 	     awk -F'\t' -v s=$$s -v st=$(WDBC_CONFIRM_STRATEGY) \
 	       'FILENAME ~ /ensemble/ { if ($$1 == st) e = $$4 " (" $$2 "/" $$3 ")"; next } \
