@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "rng.h"
+#include "threads.h"
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>
@@ -29,11 +30,59 @@ static void scale_c(int M, int N, float beta, float *C, int ldc)
         }
 }
 
-/* Products of fewer multiply-adds than this run on one thread: waking OpenBLAS's workers
- * and splitting the work costs more than it saves on them (the 64-row batches of ae-mlp,
- * 784 x 128 x 64 = 6.4 M, train 1.5-2.5 times faster on one thread than on two on a
- * 2-core machine), while OpenBLAS's own threshold (about 0.26 M) threads them. */
+/* Products of fewer multiply-adds than this are not handed to OpenBLAS's threads: waking its
+ * workers and splitting the work costs more than it saves on them (the 64-row batches of
+ * ae-mlp, 784 x 128 x 64 = 6.4 M, train 1.5-2.5 times slower on OpenBLAS's two threads than
+ * on one on a 2-core machine), while OpenBLAS's own threshold (about 0.26 M) threads them. */
 #define FZ_GEMM_THREAD_MIN 16777216.0
+/* Between this and FZ_GEMM_THREAD_MIN, with more than one thread allowed, the product is
+ * cut into one block of rows (or columns) per thread, each computed by single-threaded
+ * OpenBLAS on a thread of fz's own pool (threads.h), whose workers spin between the layers'
+ * calls instead of sleeping. Measured on a 2-core AVX-512 Xeon (medians, SkylakeX kernels):
+ * 1.4-1.9x the one-thread rate from 64 x 128 x 64 (0.5 M) up to 500 x 256 x 128 (16 M).
+ * Below about 2^18 the two threads' hand-over is a visible share of the product. */
+#define FZ_GEMM_SPLIT_MIN 1048576.0
+
+/* One product cut into parts: part i computes rows (by_rows) or columns [lo(i), lo(i+1))
+ * of C, with lo(i) a multiple of 16 (whole register blocks of the kernels) except at the
+ * end. The cut depends only on the shape and the part count, so a run repeats bit for bit
+ * with the same thread count. */
+typedef struct gemm_split {
+    int transA, transB, M, N, K;
+    float alpha, beta;
+    const float *A, *B;
+    float *C;
+    int lda, ldb, ldc;
+    int parts, by_rows;
+} gemm_split;
+
+static int split_lo(int total, int parts, int i)
+{
+    if (i >= parts) return total;
+    int lo = (int)((long long)total * i / parts) & ~15;
+    return lo;
+}
+
+static void gemm_split_part(void *arg, int i)
+{
+    const gemm_split *g = arg;
+    int dim = g->by_rows ? g->M : g->N;
+    int lo = split_lo(dim, g->parts, i), hi = split_lo(dim, g->parts, i + 1);
+    if (hi <= lo) return;
+    if (g->by_rows) {
+        /* rows lo..hi of op(A): A stored (M, K) -> row offset; stored (K, M) -> column */
+        const float *A = g->transA ? g->A + lo : g->A + (size_t)lo * g->lda;
+        cblas_sgemm(CblasRowMajor, g->transA ? CblasTrans : CblasNoTrans,
+                    g->transB ? CblasTrans : CblasNoTrans, hi - lo, g->N, g->K, g->alpha, A,
+                    g->lda, g->B, g->ldb, g->beta, g->C + (size_t)lo * g->ldc, g->ldc);
+    } else {
+        /* columns lo..hi of op(B): B stored (K, N) -> column offset; stored (N, K) -> row */
+        const float *B = g->transB ? g->B + (size_t)lo * g->ldb : g->B + lo;
+        cblas_sgemm(CblasRowMajor, g->transA ? CblasTrans : CblasNoTrans,
+                    g->transB ? CblasTrans : CblasNoTrans, g->M, hi - lo, g->K, g->alpha,
+                    g->A, g->lda, B, g->ldb, g->beta, g->C + lo, g->ldc);
+    }
+}
 
 void fz_gemm(int transA, int transB, int M, int N, int K, float alpha, const float *A,
              int lda, const float *B, int ldb, float beta, float *C, int ldc)
@@ -43,9 +92,24 @@ void fz_gemm(int transA, int transB, int M, int N, int K, float alpha, const flo
         scale_c(M, N, beta, C, ldc);
         return;
     }
+    double macs = (double)M * N * K;
     int nt = 0;
-    if ((double)M * N * K < FZ_GEMM_THREAD_MIN && (nt = openblas_get_num_threads()) > 1)
+    if (macs < FZ_GEMM_THREAD_MIN && (nt = openblas_get_num_threads()) > 1) {
         openblas_set_num_threads(1);
+        /* Which way to cut, measured: by columns when A has few rows and a long inner
+         * dimension (the 64-row batches against 784 or 256 inputs: each part would pack
+         * all of B for 32 rows), else by rows. A part is at least 16 rows or columns. */
+        int by_rows = !(M <= 64 && (K >= 256 || N >= 512));
+        int dim = by_rows ? M : N;
+        int parts = nt < dim / 16 ? nt : dim / 16;
+        if (macs >= FZ_GEMM_SPLIT_MIN && parts > 1) {
+            gemm_split g = {transA, transB, M, N, K, alpha, beta, A, B, C,
+                            lda, ldb, ldc, parts, by_rows};
+            fz_threads_run(parts, gemm_split_part, &g);
+            openblas_set_num_threads(nt);
+            return;
+        }
+    }
     cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans,
                 transB ? CblasTrans : CblasNoTrans, M, N, K, alpha, A, lda, B, ldb, beta, C,
                 ldc);

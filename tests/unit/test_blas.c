@@ -1,10 +1,12 @@
 /* test_blas - fz_gemm against the plain-loop oracle, the core-type choice, FTZ. */
 #include <float.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "blas.h"
 #include "check.h"
 #include "rng.h"
+#include "threads.h"
 
 /* Compare fz_gemm with fz_gemm_naive on one shape/transpose/stride combination. Padded
  * leading dimensions check that the strides are honoured; NaN in C with beta == 0 checks
@@ -78,6 +80,45 @@ static void test_gemm(void)
     CHECK_NEAR(d[1], 2, 0);
 }
 
+/* Products between 2^20 and 2^24 multiply-adds are cut into blocks of rows or columns over
+ * fz's own threads when more than one thread is allowed: both cuts, every transpose, sizes
+ * that are not multiples of 16, padded strides, beta 0 (C not read) and beta 1. Each is
+ * checked against the oracle, and run twice for the same bits (the cut depends only on the
+ * shape and the thread count). */
+static void test_split(void)
+{
+    int prev = fz_blas_threads();
+    fz_blas_set_threads(2);
+    fz_rng r;
+    fz_rng_seed(&r, 7);
+    /* by columns: few rows, long inner dimension or wide output; by rows: the rest */
+    static const int shapes[][3] = {{64, 128, 784}, {64, 784, 128}, {50, 130, 300},
+                                    {784, 128, 64}, {128, 784, 64}, {257, 99, 61},
+                                    {500, 128, 256}};
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+        for (int t = 0; t < 4; t++) {
+            int M = shapes[s][0], N = shapes[s][1], K = shapes[s][2];
+            one(&r, t & 1, t >> 1, M, N, K, 0, 1.0f, 0.0f);
+            one(&r, t & 1, t >> 1, M, N, K, 5, -0.5f, 1.0f);
+        }
+    int M = 200, N = 300, K = 100;
+    float *A = malloc(sizeof(float) * M * K), *B = malloc(sizeof(float) * K * N);
+    float *C1 = malloc(sizeof(float) * M * N), *C2 = malloc(sizeof(float) * M * N);
+    for (int i = 0; i < M * K; i++) A[i] = (float)fz_rng_normal(&r);
+    for (int i = 0; i < K * N; i++) B[i] = (float)fz_rng_normal(&r);
+    fz_gemm(0, 0, M, N, K, 1.0f, A, K, B, N, 0.0f, C1, N);
+    fz_gemm(0, 0, M, N, K, 1.0f, A, K, B, N, 0.0f, C2, N);
+    CHECK(memcmp(C1, C2, sizeof(float) * M * N) == 0);
+    /* the pool was used (the cut ran on a worker) and the thread count is kept */
+    CHECK(fz_threads_started() >= 1);
+    CHECK_EQ_INT(fz_blas_threads(), 2);
+    free(A);
+    free(B);
+    free(C1);
+    free(C2);
+    fz_blas_set_threads(prev);
+}
+
 static void test_pick(void)
 {
     unsigned all = FZ_CPU_AVX2 | FZ_CPU_FMA | FZ_CPU_AVX512, avx2 = FZ_CPU_AVX2 | FZ_CPU_FMA;
@@ -127,6 +168,7 @@ int main(int argc, char **argv)
     (void)argc;
     (void)argv;
     test_gemm();
+    test_split();
     test_pick();
     test_misc();
     return check_report("test_blas");
