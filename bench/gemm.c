@@ -1,4 +1,5 @@
-/* gemm - single-product sgemm throughput through fz_gemm, and the core OpenBLAS runs on.
+/* gemm - single-product sgemm throughput, OpenBLAS's own and through fz_gemm, and the core
+ * OpenBLAS runs on.
  *
  *   cc -O2 -Ilib $(pkg-config --cflags openblas) -o build/bench-gemm bench/gemm.c \
  *      build/libfz.a $(pkg-config --libs openblas) -lm -lpthread
@@ -9,15 +10,19 @@
  * 3x3-conv im2col product on 96x96 images). fz_blas_init() runs first, so with
  * OPENBLAS_CORETYPE unset the printed core is the one fz tools get.
  *
- * -t N: OpenBLAS's own scaling. Each shape is timed on 1 and on N threads alternately, 7
- * rounds of about 0.3 s each, and the medians and their ratio are printed: on a shared
- * machine the load then hits both alike. (fz_gemm runs products under 2^24 multiply-adds
- * on one thread whatever the count.) */
+ * -t N: the scaling. Each shape is timed on 1 thread, on N threads of OpenBLAS's own
+ * (cblas_sgemm called directly) and through fz_gemm on N threads (which never uses
+ * OpenBLAS's threads: it cuts products of 2^20 multiply-adds or more into one block per
+ * thread of fz's pool, see blas.c), in turn, 7 rounds of about 0.3 s each, and the medians
+ * and their ratios to one thread are printed: on a shared machine the load then hits all
+ * alike. */
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#include <cblas.h>
 
 #include "blas.h"
 
@@ -28,14 +33,19 @@ static double now(void)
     return ts.tv_sec + 1e-9 * ts.tv_nsec;
 }
 
-/* GFLOP/s of repeated products for at least secs seconds */
+/* GFLOP/s of repeated products for at least secs seconds, through fz_gemm or (own) straight
+ * through cblas_sgemm with OpenBLAS's current thread count */
 static double rate(int M, int N, int K, const float *A, const float *B, float *C, double secs,
-                   int *reps_out)
+                   int *reps_out, int own)
 {
     double flop = 2.0 * M * N * K, t0 = now(), t;
     int reps = 0;
     do {
-        fz_gemm(0, 0, M, N, K, 1.0f, A, K, B, N, 0.0f, C, N);
+        if (own)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, M, N, K, 1.0f, A, K, B, N,
+                        0.0f, C, N);
+        else
+            fz_gemm(0, 0, M, N, K, 1.0f, A, K, B, N, 0.0f, C, N);
         reps++;
         t = now() - t0;
     } while (t < secs);
@@ -62,22 +72,25 @@ static void bench(int M, int N, int K, int threads)
     fz_gemm(0, 0, M, N, K, 1.0f, A, K, B, N, 0.0f, C, N); /* warm up */
     if (threads >= 2) {
         enum { ROUNDS = 7 };
-        double g1[ROUNDS], gn[ROUNDS];
+        double g1[ROUNDS], gn[ROUNDS], gf[ROUNDS];
         for (int r = 0; r < ROUNDS; r++) {
             fz_blas_set_threads(1);
-            g1[r] = rate(M, N, K, A, B, C, 0.3, NULL);
+            g1[r] = rate(M, N, K, A, B, C, 0.3, NULL, 1);
             fz_blas_set_threads(threads);
-            gn[r] = rate(M, N, K, A, B, C, 0.3, NULL);
+            gn[r] = rate(M, N, K, A, B, C, 0.3, NULL, 1);
+            gf[r] = rate(M, N, K, A, B, C, 0.3, NULL, 0);
         }
         qsort(g1, ROUNDS, sizeof *g1, cmp_double);
         qsort(gn, ROUNDS, sizeof *gn, cmp_double);
-        printf("%-12s %5dx%5dx%5d  1 thread %7.1f GFLOP/s, %d threads %7.1f GFLOP/s: %.2fx "
-               "(medians of %d alternating rounds)\n",
-               fz_blas_corename(), M, N, K, g1[ROUNDS / 2], threads, gn[ROUNDS / 2],
-               gn[ROUNDS / 2] / g1[ROUNDS / 2], ROUNDS);
+        qsort(gf, ROUNDS, sizeof *gf, cmp_double);
+        double one = g1[ROUNDS / 2];
+        printf("%-12s %5dx%5dx%5d  1 thread %7.1f GFLOP/s; %d threads: OpenBLAS %7.1f (%.2fx), "
+               "fz_gemm %7.1f (%.2fx)  (medians of %d rounds)\n",
+               fz_blas_corename(), M, N, K, one, threads, gn[ROUNDS / 2], gn[ROUNDS / 2] / one,
+               gf[ROUNDS / 2], gf[ROUNDS / 2] / one, ROUNDS);
     } else {
         int reps;
-        double g = rate(M, N, K, A, B, C, 1.0, &reps);
+        double g = rate(M, N, K, A, B, C, 1.0, &reps, 0);
         printf("%-12s %5dx%5dx%5d  %8.1f GFLOP/s  (%d reps)\n", fz_blas_corename(), M, N, K,
                g, reps);
     }

@@ -30,17 +30,19 @@ static void scale_c(int M, int N, float beta, float *C, int ldc)
         }
 }
 
-/* Products of fewer multiply-adds than this are not handed to OpenBLAS's threads: waking its
- * workers and splitting the work costs more than it saves on them (the 64-row batches of
- * ae-mlp, 784 x 128 x 64 = 6.4 M, train 1.5-2.5 times slower on OpenBLAS's two threads than
- * on one on a 2-core machine), while OpenBLAS's own threshold (about 0.26 M) threads them. */
-#define FZ_GEMM_THREAD_MIN 16777216.0
-/* Between this and FZ_GEMM_THREAD_MIN, with more than one thread allowed, the product is
- * cut into one block of rows (or columns) per thread, each computed by single-threaded
- * OpenBLAS on a thread of fz's own pool (threads.h), whose workers spin between the layers'
- * calls instead of sleeping. Measured on a 2-core AVX-512 Xeon (medians, SkylakeX kernels):
- * 1.4-1.9x the one-thread rate from 64 x 128 x 64 (0.5 M) up to 500 x 256 x 128 (16 M).
- * Below about 2^18 the two threads' hand-over is a visible share of the product. */
+/* OpenBLAS's own threads are never used: with more than one thread allowed
+ * (fz_blas_set_threads), a product of at least FZ_GEMM_SPLIT_MIN multiply-adds is cut into
+ * one block of rows (or columns) of C per thread, each computed by single-threaded OpenBLAS
+ * on a thread of fz's own pool (threads.h), whose workers spin between the layers' calls
+ * instead of sleeping; smaller products run on the calling thread. Measured on a 2-core
+ * AVX-512 Xeon (SkylakeX kernels): the cut runs the products of 0.5 M to 16 M multiply-adds
+ * at 1.4-1.9x the one-thread rate, where OpenBLAS's threads lose against one thread
+ * (ae-mlp's 64-row batches trained 1.5-2.5x slower with them), and the larger ones at
+ * 1.05-1.10x OpenBLAS's two-thread rate. Mixing the two sets of threads was worse than
+ * either: vae-mlp, whose products straddle 16 M, trained at 42-51 K samples/s with
+ * OpenBLAS's threads above 16 M and the pool below, and at 50-52 K with the pool alone;
+ * vae-conv at 656-691 against 711-736 images/s. Below about 2^20 the hand-over between the
+ * two threads is a visible share of the product. */
 #define FZ_GEMM_SPLIT_MIN 1048576.0
 
 /* One product cut into parts: part i computes rows (by_rows) or columns [lo(i), lo(i+1))
@@ -93,13 +95,15 @@ void fz_gemm(int transA, int transB, int M, int N, int K, float alpha, const flo
         return;
     }
     double macs = (double)M * N * K;
-    int nt = 0;
-    if (macs < FZ_GEMM_THREAD_MIN && (nt = openblas_get_num_threads()) > 1) {
+    int nt = openblas_get_num_threads();
+    if (nt > 1) {
         openblas_set_num_threads(1);
         /* Which way to cut, measured: by columns when A has few rows and a long inner
-         * dimension (the 64-row batches against 784 or 256 inputs: each part would pack
-         * all of B for 32 rows), else by rows. A part is at least 16 rows or columns. */
-        int by_rows = !(M <= 64 && (K >= 256 || N >= 512));
+         * dimension or a wide C (the 64-row batches against 784 or 256 inputs: each part
+         * would pack all of B for 32 rows), or when C is at least 8 times as wide as it is
+         * tall (256 x 9216 x 625: 1.98x by columns, 1.78x by rows); else by rows. A part
+         * is at least 16 rows or columns. */
+        int by_rows = !((M <= 64 && (K >= 256 || N >= 512)) || N >= 8 * M);
         int dim = by_rows ? M : N;
         int parts = nt < dim / 16 ? nt : dim / 16;
         if (macs >= FZ_GEMM_SPLIT_MIN && parts > 1) {

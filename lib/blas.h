@@ -30,12 +30,11 @@
 
 #include "util.h"
 
-/* C (M, N) = alpha * op(A) * op(B) + beta * C through OpenBLAS cblas_sgemm. Products of
- * fewer than 2^24 multiply-adds (M * N * K) never use OpenBLAS's threads: for them those
- * cost more than they save. From 2^20 up to there, when more than one thread is allowed
- * (fz_blas_set_threads), the product is cut into one block of rows or columns of C per
- * thread, each computed by single-threaded OpenBLAS on a thread of the pool of threads.h;
- * smaller products run on the calling thread. The results depend on the thread count a
+/* C (M, N) = alpha * op(A) * op(B) + beta * C through OpenBLAS cblas_sgemm. OpenBLAS's own
+ * threads are never used. From 2^20 multiply-adds (M * N * K) on, when more than one thread
+ * is allowed (fz_blas_set_threads), the product is cut into one block of rows or columns of
+ * C per thread, each computed by single-threaded OpenBLAS on a thread of the pool of
+ * threads.h; smaller products run on the calling thread. The results depend on the thread count a
  * product runs with, so runs repeat bit for bit with a fixed thread count. Not to be
  * called from inside a part of fz_threads_run (use fz_gemm_serial there). */
 void fz_gemm(int transA, int transB, int M, int N, int K, float alpha, const float *A,

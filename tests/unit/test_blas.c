@@ -80,8 +80,8 @@ static void test_gemm(void)
     CHECK_NEAR(d[1], 2, 0);
 }
 
-/* Products between 2^20 and 2^24 multiply-adds are cut into blocks of rows or columns over
- * fz's own threads when more than one thread is allowed: both cuts, every transpose, sizes
+/* Products of 2^20 multiply-adds or more (here 1.5 M to 24 M) are cut into blocks of rows
+ * or columns over fz's own threads when more than one thread is allowed: both cuts, every transpose, sizes
  * that are not multiples of 16, padded strides, beta 0 (C not read) and beta 1. Each is
  * checked against the oracle, and run twice for the same bits (the cut depends only on the
  * shape and the thread count). */
@@ -94,7 +94,7 @@ static void test_split(void)
     /* by columns: few rows, long inner dimension or wide output; by rows: the rest */
     static const int shapes[][3] = {{64, 128, 784}, {64, 784, 128}, {50, 130, 300},
                                     {784, 128, 64}, {128, 784, 64}, {257, 99, 61},
-                                    {500, 128, 256}};
+                                    {500, 128, 256}, {300, 400, 200}};
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
         for (int t = 0; t < 4; t++) {
             int M = shapes[s][0], N = shapes[s][1], K = shapes[s][2];
