@@ -2,8 +2,12 @@
 #include "loss.h"
 
 #include <math.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <string.h>
+
+#include "blas.h"
+#include "threads.h"
 
 /* ---- Reductions ------------------------------------------------------------------------ */
 
@@ -145,18 +149,6 @@ static void bce_grad(const float *p, const float *t, float scale, float *grad, s
     }
 }
 
-double fz_bce(const float *p, const float *t, size_t B, size_t D, fz_reduction red,
-              size_t last_axis, float weight, float *grad)
-{
-    if (fz_reduction_check(red, D, last_axis, NULL) != 0) return NAN;
-    if (B * D == 0) return 0;
-    double div = fz_reduction_divisor(red, B, D, last_axis);
-    size_t n = B * D;
-    double sum = -bce_sum(p, t, n);
-    if (grad) bce_grad(p, t, (float)((double)weight / div), grad, n);
-    return sum / div;
-}
-
 /* ---- Squared error ---------------------------------------------------------------------- */
 
 /* sum of (x - t)^2 in double in 8 interleaved partial sums, and grad += scale * (x - t);
@@ -188,16 +180,98 @@ static void sq_grad(const float *x, const float *t, double scale, float *grad, s
     }
 }
 
+/* ---- The element-wise losses in pieces over the threads ---------------------------------- */
+
+/* A loss over n elements is cut into pieces of FZ_LOSS_PIECE floats (more when n would
+ * need over FZ_LOSS_MAX_PIECES: the size depends on n only); each piece's sum and gradient
+ * are computed as above, and the sums are added in piece order, so the loss has the same
+ * bits on any number of threads, and the gradient, element-wise, is the same as in one
+ * pass. From FZ_LOSS_PAR_MIN elements the threads (fz_blas_threads()) take the pieces in
+ * turn from a shared counter: vae-mlp's BCE over 500 x 784 values a batch was 6% of its
+ * two-thread training time on one core. */
+#define FZ_LOSS_PIECE ((size_t)1 << 15)
+#define FZ_LOSS_MAX_PIECES 256
+#define FZ_LOSS_PAR_MIN ((size_t)1 << 16)
+
+typedef struct loss_job {
+    int bce;              /* 1: binary cross-entropy, 0: squared error */
+    const float *p, *t;   /* (n) predictions or inputs, targets (t may be NULL for sq) */
+    float *grad;          /* (n) added to, or NULL */
+    float fscale;         /* bce gradient scale */
+    double dscale;        /* squared-error gradient scale */
+    size_t n, piece;
+    double *sums;         /* (pieces) */
+    atomic_size_t next;   /* the next piece */
+} loss_job;
+
+static void loss_piece(loss_job *j, size_t k)
+{
+    size_t lo = k * j->piece, m = j->n - lo < j->piece ? j->n - lo : j->piece;
+    const float *p = j->p + lo, *t = j->t ? j->t + lo : NULL;
+    float *g = j->grad ? j->grad + lo : NULL;
+    if (j->bce) {
+        j->sums[k] = bce_sum(p, t, m);
+        if (g) bce_grad(p, t, j->fscale, g, m);
+    } else {
+        j->sums[k] = sq_sum(p, t, m);
+        if (g) sq_grad(p, t, j->dscale, g, m);
+    }
+}
+
+static void loss_part(void *arg, int i)
+{
+    loss_job *j = arg;
+    (void)i;
+    size_t pieces = (j->n + j->piece - 1) / j->piece;
+    for (;;) {
+        size_t k = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed);
+        if (k >= pieces) return;
+        loss_piece(j, k);
+    }
+}
+
+/* The sum over all pieces (and the gradients), in piece order. */
+static double loss_run(loss_job *j)
+{
+    double sums[FZ_LOSS_MAX_PIECES];
+    j->piece = FZ_LOSS_PIECE;
+    if (j->n > j->piece * FZ_LOSS_MAX_PIECES)
+        j->piece = (j->n + FZ_LOSS_MAX_PIECES - 1) / FZ_LOSS_MAX_PIECES;
+    j->sums = sums;
+    atomic_init(&j->next, 0);
+    size_t pieces = (j->n + j->piece - 1) / j->piece;
+    int T = j->n >= FZ_LOSS_PAR_MIN ? fz_blas_threads() : 1;
+    if (T > (int)pieces) T = (int)pieces;
+    if (T > 1)
+        fz_threads_run(T, loss_part, j);
+    else
+        for (size_t k = 0; k < pieces; k++) loss_piece(j, k);
+    double total = 0;
+    for (size_t k = 0; k < pieces; k++) total += sums[k];
+    return total;
+}
+
+double fz_bce(const float *p, const float *t, size_t B, size_t D, fz_reduction red,
+              size_t last_axis, float weight, float *grad)
+{
+    if (fz_reduction_check(red, D, last_axis, NULL) != 0) return NAN;
+    if (B * D == 0) return 0;
+    double div = fz_reduction_divisor(red, B, D, last_axis);
+    loss_job j = {.bce = 1, .p = p, .t = t, .grad = grad,
+                  .fscale = (float)((double)weight / div), .n = B * D};
+    return -loss_run(&j) / div;
+}
+
+
 double fz_sqerr(const float *x, const float *t, size_t B, size_t D, fz_reduction red,
                 size_t last_axis, float weight, float *grad)
 {
     if (fz_reduction_check(red, D, last_axis, NULL) != 0) return NAN;
     if (B * D == 0) return 0;
     double div = fz_reduction_divisor(red, B, D, last_axis);
-    size_t n = B * D;
-    double sum = sq_sum(x, t, n);
-    if (grad) sq_grad(x, t, 2.0 * weight / div, grad, n);
-    return sum / div;
+    loss_job j = {.bce = 0, .p = x, .t = t, .grad = grad, .dscale = 2.0 * weight / div,
+                  .n = B * D};
+    return loss_run(&j) / div;
 }
 
 /* ---- KL divergences to N(0, I) ---------------------------------------------------------- */

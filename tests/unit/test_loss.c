@@ -5,9 +5,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "blas.h"
 #include "check.h"
 #include "loss.h"
 #include "rng.h"
+#include "threads.h"
 
 #define MAXN 256
 
@@ -530,6 +532,62 @@ static void test_reparam(void)
     CHECK_NEAR(fz_sigma_grad(FZ_SIGMA_LOGVAR, 0), 0.5, 0);
 }
 
+/* Large batches: the losses are summed in pieces of 32,768 elements, over two threads from
+ * 65,536 on. The value must have the same bits on one and on two threads, the gradient the
+ * same bits as well, and both must match a plain double loop (a piece lost or counted twice
+ * is off by thousands). */
+static void test_pieces(void)
+{
+    fz_rng r;
+    fz_rng_seed(&r, 11);
+    size_t B = 127, D = 784, n = B * D; /* 99,568: three whole pieces and a part */
+    float *p = malloc(n * sizeof *p), *t = malloc(n * sizeof *t);
+    float *g[2] = {malloc(n * sizeof(float)), malloc(n * sizeof(float))};
+    fill_uniform(&r, p, n, 0.01, 0.99);
+    fill_uniform(&r, t, n, 0.0, 1.0);
+    int prev = fz_blas_threads();
+    for (int kind = 0; kind < 3; kind++) {
+        double v[2];
+        for (int k = 0; k < 2; k++) {
+            fz_blas_set_threads(k + 1);
+            for (size_t i = 0; i < n; i++) g[k][i] = 0.5f;
+            v[k] = kind == 0   ? fz_bce(p, t, B, D, FZ_RED_SUM, 0, 1.0f, g[k])
+                   : kind == 1 ? fz_sqerr(p, t, B, D, FZ_RED_MEAN, 0, 2.0f, g[k])
+                               : fz_sqerr(p, NULL, B, D, FZ_RED_SUM, 0, 1.0f, g[k]);
+        }
+        double ref = 0;
+        for (size_t i = 0; i < n; i++) {
+            double pi = p[i], ti = t[i];
+            if (kind == 0)
+                ref -= ti * log(pi) + (1 - ti) * log(1 - pi);
+            else
+                ref += (pi - (kind == 1 ? ti : 0)) * (pi - (kind == 1 ? ti : 0));
+        }
+        if (kind == 1) ref /= (double)n;
+        CHECK_MSG(memcmp(&v[0], &v[1], sizeof v[0]) == 0, "kind %d: %.17g vs %.17g", kind, v[0],
+                  v[1]);
+        CHECK_MSG(fabs(v[0] - ref) <= 1e-6 * fabs(ref), "kind %d: %.10g vs reference %.10g",
+                  kind, v[0], ref);
+        CHECK_MSG(memcmp(g[0], g[1], n * sizeof(float)) == 0, "kind %d: gradients differ", kind);
+        /* the gradient of every element was added once: p - t scaled, around 0.5 */
+        size_t off = 0;
+        for (size_t i = 0; i < n; i++) {
+            double d = (double)p[i] - (kind == 2 ? 0 : t[i]);
+            double want = kind == 0   ? 0.5 + d / (p[i] * (1.0 - p[i]))
+                          : kind == 1 ? 0.5 + 2.0 * 2.0 * d / (double)n
+                                      : 0.5 + 2.0 * d;
+            if (!(fabs(g[0][i] - want) <= 1e-4 * (1 + fabs(want)))) off++;
+        }
+        CHECK_MSG(off == 0, "kind %d: %zu gradients off", kind, off);
+    }
+    CHECK(fz_threads_started() >= 1);
+    fz_blas_set_threads(prev);
+    free(p);
+    free(t);
+    free(g[0]);
+    free(g[1]);
+}
+
 int main(void)
 {
     test_reductions();
@@ -540,5 +598,6 @@ int main(void)
     test_kl_grad();
     test_masked();
     test_reparam();
+    test_pieces();
     return check_report("test_loss");
 }
