@@ -28,6 +28,22 @@ order=$(order_of 10) order12=$(order_of 12)
 with_data=
 for k in 10 12 10h; do [ "$(order_of $k)" = data ] && with_data="$with_data${with_data:+, }$k"; done
 
+warmup_note() {
+    [ -n "$with_warmup" ] || return 0
+    cat <<EOF
+
+A learning-rate warm-up (\`fz-train --schedule cos:20:0,warmup:2\`: the rate rises over the
+first 2 epochs) for: $with_warmup, chosen on the validation split. With
+\`fcvae-wide\` and half of the labels, one seed of three stalled without it (seed 1: 85.80%,
+the digit 0 never predicted; seeds 0 and 2: 95.65% and 95.98%), while with it the three
+reached 95.85%, 95.98% and 95.95%; with 10 classes it gave 97.07%, 96.93% and 97.22% against
+97.02%, 96.95% and 96.97%; with 12 outputs 96.75%, 96.78% and 96.68% against 96.93%,
+96.90% and 96.95%, so the 12 outputs train without it. A fuzzy loss averaged over the
+labeled rows only (\`--fuzzy-norm labeled\`) did not help the stalled seed (85.68%), nor did
+a fuzzy weight of 40 (85.95%).
+EOF
+}
+
 # value of a key in an fz-eval --tsv table
 metric() { awk -F'\t' -v k="$2" '$1 == k { print $2; exit }' "$1"; }
 # validation accuracy of the last epoch of a training log
@@ -103,27 +119,14 @@ circle, where the data order does not; in data order seed 2 lost the digit 5 (va
 97.68% and 97.75%.
 EOF
     fi
+    warmup_note
     cat <<EOF
 
 The other settings are those of \`fcvae-mlp\`, chosen as follows.
 EOF
 else
     echo "Class terms on the circle in **index** order (\`fz-train --circle-order index\`, the default)."
-fi
-if [ -n "$with_warmup" ]; then
-    cat <<EOF
-
-A learning-rate warm-up (\`fz-train --schedule cos:20:0,warmup:2\`: the rate rises over the
-first 2 epochs) for: $with_warmup, chosen on the validation split. With
-\`fcvae-wide\` and half of the labels, one seed of three stalled without it (seed 1: 85.80%,
-the digit 0 never predicted; seeds 0 and 2: 95.65% and 95.98%), while with it the three
-reached 95.85%, 95.98% and 95.95%; with 10 classes it gave 97.07%, 96.93% and 97.22% against
-97.02%, 96.95% and 96.97%; with 12 outputs 96.75%, 96.78% and 96.68% against 96.93%,
-96.90% and 96.95%, so the 12 outputs train without it. (Validation runs on one thread; the
-figures above come from the pipeline's own runs.) A fuzzy loss averaged over the labeled
-rows only (\`--fuzzy-norm labeled\`) did not help the stalled seed (85.68%), nor did a fuzzy
-weight of 40 (85.95%).
-EOF
+    warmup_note
 fi
 echo
 cat <<EOF
