@@ -6,7 +6,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "blas.h"
 #include "json.h"
+#include "threads.h"
 
 void fz_train_defaults(fz_train_conf *c, const char *preset, fz_model_kind kind)
 {
@@ -468,12 +470,44 @@ static int ensure_order(fz_trainer *t, size_t n, fz_err *err)
 
 /* Copy rows idx of ds into the batch buffers; with redraw, each row's labels are kept with
  * probability c.redraw (drawn from the epoch's rng) and its mask is zero otherwise. */
+/* The rows' features, copied over the threads when there are many of them (vae-mlp's 500
+ * x 784 floats a batch were 1.7% of its two-thread training time, all on one core): part i
+ * of T copies rows [n i / T, n (i + 1) / T). A copy: the same result on any thread count. */
+typedef struct gather_job {
+    float *dst;
+    const float *src;
+    const size_t *idx;
+    size_t D;
+    int n, T;
+} gather_job;
+
+static void gather_rows_part(void *arg, int i)
+{
+    const gather_job *g = arg;
+    int lo = (int)((long long)g->n * i / g->T), hi = (int)((long long)g->n * (i + 1) / g->T);
+    for (int b = lo; b < hi; b++)
+        memcpy(g->dst + (size_t)b * g->D, g->src + g->idx[b] * g->D, g->D * sizeof(float));
+}
+
+#define FZ_GATHER_PAR_MIN ((size_t)1 << 17) /* floats */
+
+void fz_gather_rows(float *dst, const float *src, const size_t *idx, int n, size_t D)
+{
+    if (n <= 0) return;
+    gather_job g = {dst, src, idx, D, n, 1};
+    if ((size_t)n * D >= FZ_GATHER_PAR_MIN) g.T = fz_blas_threads() < n ? fz_blas_threads() : n;
+    if (g.T > 1)
+        fz_threads_run(g.T, gather_rows_part, &g);
+    else
+        gather_rows_part(&g, 0);
+}
+
 static void gather_at(fz_trainer *t, const fz_trainset *ds, const size_t *idx, int n, int at,
                       fz_rng *rng)
 {
     size_t K = (size_t)t->K;
+    fz_gather_rows(t->x + (size_t)at * t->D, ds->x, idx, n, t->D);
     for (int b = at; b < at + n; b++, idx++) {
-        memcpy(t->x + (size_t)b * t->D, ds->x + *idx * t->D, t->D * sizeof(float));
         t->lab[b] = ds->label ? ds->label[*idx] : -1;
         if (!K) continue;
         if (ds->k == K) {

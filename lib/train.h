@@ -160,6 +160,10 @@ int fz_trainer_evaluate(fz_trainer *t, const fz_trainset *ds, fz_epoch_stats *st
 int fz_class_mean_codes(fz_model *m, const fz_trainset *ds, int nclass, double *means,
                         size_t *count, fz_err *err);
 
+/* dst (n, D) = the rows idx[0..n) of src (rows of D floats), as an epoch gathers a batch;
+ * over the threads (fz_blas_threads()) from 2^17 floats. */
+void fz_gather_rows(float *dst, const float *src, const size_t *idx, int n, size_t D);
+
 /* ---- Single steps, to reproduce a reference implementation exactly ---- */
 
 /* Use eps (batch, Z) as the sampling noise of the following training steps instead of

@@ -7,12 +7,14 @@
  * scratch grows with the thread count. */
 #include <pthread.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "blas.h"
 #include "check.h"
 #include "nn.h"
 #include "rng.h"
 #include "threads.h"
+#include "train.h"
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <pmmintrin.h>
@@ -359,6 +361,35 @@ static void test_elementwise_threads(void)
     }
 }
 
+/* A batch's rows gathered over the threads (from 2^17 floats): the rows of a shuffled
+ * order, 333 rows of 784 floats (261,072), on one and on two threads, each row where it
+ * belongs; and a small gather (one thread whatever the count). */
+static void test_gather(void)
+{
+    enum { ROWS = 1000, D = 784, N = 333 };
+    float *src = malloc(sizeof(float) * ROWS * D), *dst[2];
+    size_t idx[N];
+    for (size_t i = 0; i < (size_t)ROWS * D; i++) src[i] = (float)i;
+    for (int b = 0; b < N; b++) idx[b] = (size_t)(b * 397 + 11) % ROWS;
+    for (int k = 0; k < 2; k++) {
+        dst[k] = malloc(sizeof(float) * N * D);
+        fz_blas_set_threads(k + 1);
+        fz_gather_rows(dst[k], src, idx, N, D);
+    }
+    int bad = 0;
+    for (int b = 0; b < N; b++)
+        if (memcmp(dst[1] + (size_t)b * D, src + idx[b] * D, D * sizeof(float)) != 0) bad++;
+    CHECK_MSG(bad == 0, "%d of %d rows gathered wrong on two threads", bad, N);
+    CHECK(memcmp(dst[0], dst[1], sizeof(float) * N * D) == 0);
+    fz_gather_rows(dst[1], src, idx + 5, 3, D);
+    CHECK(memcmp(dst[1], src + idx[5] * D, D * sizeof(float)) == 0);
+    CHECK(memcmp(dst[1] + 2 * D, src + idx[7] * D, D * sizeof(float)) == 0);
+    fz_blas_set_threads(1);
+    free(src);
+    free(dst[0]);
+    free(dst[1]);
+}
+
 int main(void)
 {
     fz_blas_ftz(1);
@@ -366,5 +397,6 @@ int main(void)
     test_pool();
     test_conv_threads();
     test_elementwise_threads();
+    test_gather();
     return check_report("test_threads");
 }
