@@ -40,7 +40,7 @@ static void help(void)
            "\nOther options:\n"
            "  -i model  model file (required)      -f field  latent field to decode\n"
            "  -d fields drop these input fields    -B batch  rows at a time (default 256)\n"
-           "  -t threads OpenBLAS threads          -o out    output (default: standard output)\n"
+           "  -t threads threads (default: cores)  -o out    output (default: standard output)\n"
            "  -h        this help\n"
            "\nExit 0 ok, 1 data or runtime error, 2 usage.\n");
 }

@@ -38,7 +38,7 @@ static void help(long batch)
            "  -k          keep the input field in the output\n"
            "  -d fields   also drop these fields (comma-separated)\n"
            "  -B batch    rows encoded at a time (default %ld)\n"
-           "  -t threads  OpenBLAS threads\n"
+           "  -t threads  threads of the products and layers (default: one per core)\n"
            "  -o out      output stream (default: standard output)\n"
            "  -h          this help\n"
            "\nExit 0 ok, 1 data or runtime error, 2 usage.\n",

@@ -45,7 +45,7 @@ static void help(void)
            "  -k                 keep the encoded input field in the output\n"
            "  -d fields          also drop these fields (comma-separated)\n"
            "  -B batch           rows at a time (default %ld)\n"
-           "  -t threads         OpenBLAS threads (default: OpenBLAS's choice)\n",
+           "  -t threads         threads of the products and layers (default: one per core)\n",
            opt_batch);
     printf("\nAnomaly flag (flag = score > threshold, score = 1 - the largest class membership):\n"
            "  --threshold T      this threshold\n"

@@ -94,7 +94,7 @@ static void help(const options *o)
         "  -v valid     validation stream, evaluated after every epoch\n"
         "  -l log.tsv   per-epoch losses as TSV\n"
         "  --drop-nonfinite  skip rows with NaN or infinity instead of stopping\n"
-        "  -t threads   OpenBLAS threads (default: OpenBLAS's choice)\n"
+        "  -t threads   threads of the products and layers (default: one per core)\n"
         "  -q           no progress on standard error\n"
         "  -h           this help\n"
         "\nExit 0 ok, 1 data or runtime error (the last good checkpoint is kept), 2 usage;\n"
