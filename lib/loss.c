@@ -2,7 +2,6 @@
 #include "loss.h"
 
 #include <math.h>
-#include <stdatomic.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -199,34 +198,21 @@ typedef struct loss_job {
     float *grad;          /* (n) added to, or NULL */
     float fscale;         /* bce gradient scale */
     double dscale;        /* squared-error gradient scale */
-    size_t n, piece;
+    size_t n;
     double *sums;         /* (pieces) */
-    atomic_size_t next;   /* the next piece */
 } loss_job;
 
-static void loss_piece(loss_job *j, size_t k)
+static void loss_piece(void *arg, size_t k, size_t lo, size_t hi)
 {
-    size_t lo = k * j->piece, m = j->n - lo < j->piece ? j->n - lo : j->piece;
+    loss_job *j = arg;
     const float *p = j->p + lo, *t = j->t ? j->t + lo : NULL;
     float *g = j->grad ? j->grad + lo : NULL;
     if (j->bce) {
-        j->sums[k] = bce_sum(p, t, m);
-        if (g) bce_grad(p, t, j->fscale, g, m);
+        j->sums[k] = bce_sum(p, t, hi - lo);
+        if (g) bce_grad(p, t, j->fscale, g, hi - lo);
     } else {
-        j->sums[k] = sq_sum(p, t, m);
-        if (g) sq_grad(p, t, j->dscale, g, m);
-    }
-}
-
-static void loss_part(void *arg, int i)
-{
-    loss_job *j = arg;
-    (void)i;
-    size_t pieces = (j->n + j->piece - 1) / j->piece;
-    for (;;) {
-        size_t k = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed);
-        if (k >= pieces) return;
-        loss_piece(j, k);
+        j->sums[k] = sq_sum(p, t, hi - lo);
+        if (g) sq_grad(p, t, j->dscale, g, hi - lo);
     }
 }
 
@@ -234,20 +220,13 @@ static void loss_part(void *arg, int i)
 static double loss_run(loss_job *j)
 {
     double sums[FZ_LOSS_MAX_PIECES];
-    j->piece = FZ_LOSS_PIECE;
-    if (j->n > j->piece * FZ_LOSS_MAX_PIECES)
-        j->piece = (j->n + FZ_LOSS_MAX_PIECES - 1) / FZ_LOSS_MAX_PIECES;
+    size_t piece = FZ_LOSS_PIECE;
+    if (j->n > piece * FZ_LOSS_MAX_PIECES)
+        piece = (j->n + FZ_LOSS_MAX_PIECES - 1) / FZ_LOSS_MAX_PIECES;
     j->sums = sums;
-    atomic_init(&j->next, 0);
-    size_t pieces = (j->n + j->piece - 1) / j->piece;
-    int T = j->n >= FZ_LOSS_PAR_MIN ? fz_blas_threads() : 1;
-    if (T > (int)pieces) T = (int)pieces;
-    if (T > 1)
-        fz_threads_run(T, loss_part, j);
-    else
-        for (size_t k = 0; k < pieces; k++) loss_piece(j, k);
+    fz_threads_pieces(j->n >= FZ_LOSS_PAR_MIN ? fz_blas_threads() : 1, j->n, piece, loss_piece, j);
     double total = 0;
-    for (size_t k = 0; k < pieces; k++) total += sums[k];
+    for (size_t k = 0; k * piece < j->n; k++) total += sums[k];
     return total;
 }
 
@@ -261,7 +240,6 @@ double fz_bce(const float *p, const float *t, size_t B, size_t D, fz_reduction r
                   .fscale = (float)((double)weight / div), .n = B * D};
     return -loss_run(&j) / div;
 }
-
 
 double fz_sqerr(const float *x, const float *t, size_t B, size_t D, fz_reduction red,
                 size_t last_axis, float weight, float *grad)

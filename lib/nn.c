@@ -3,7 +3,6 @@
 #include "nn.h"
 
 #include <math.h>
-#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -852,25 +851,18 @@ typedef struct act_job {
     const fz_layer *L;
     const float *x, *y, *dy;
     float *out; /* y of the forward, dx of the backward */
-    size_t total, piece;
-    int T, backward;
-    atomic_size_t next; /* the next piece */
+    int backward;
 } act_job;
 
-static void act_part(void *arg, int i)
+static void act_piece(void *arg, size_t k, size_t lo, size_t hi)
 {
-    act_job *j = arg;
-    (void)i;
-    for (;;) {
-        size_t lo = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed) * j->piece;
-        if (lo >= j->total) return;
-        size_t n = j->total - lo < j->piece ? j->total - lo : j->piece;
-        const float *x = j->x ? j->x + lo : NULL, *y = j->y ? j->y + lo : NULL;
-        if (j->backward)
-            act_backward(j->L, x, y, j->dy + lo, j->out + lo, n);
-        else
-            act_forward(j->L, x, j->out + lo, n);
-    }
+    const act_job *j = arg;
+    (void)k;
+    const float *x = j->x ? j->x + lo : NULL, *y = j->y ? j->y + lo : NULL;
+    if (j->backward)
+        act_backward(j->L, x, y, j->dy + lo, j->out + lo, hi - lo);
+    else
+        act_forward(j->L, x, j->out + lo, hi - lo);
 }
 
 static void act_run(const fz_layer *L, const float *x, const float *y, const float *dy,
@@ -882,15 +874,9 @@ static void act_run(const fz_layer *L, const float *x, const float *y, const flo
     int T = costly && total >= FZ_ACT_EXP_MIN && total < FZ_PAR_MIN
                 ? par_threads(FZ_PAR_MIN, total / piece + 1)
                 : par_threads(total, total / piece + 1);
-    if (T == 1) {
-        if (backward)
-            act_backward(L, x, y, dy, out, total);
-        else
-            act_forward(L, x, out, total);
-        return;
-    }
-    act_job j = {L, x, y, dy, out, total, piece, T, backward, 0};
-    fz_threads_run(T, act_part, &j);
+    act_job j = {L, x, y, dy, out, backward};
+    if (T == 1) piece = total; /* one call over everything */
+    fz_threads_pieces(T, total, piece, act_piece, &j);
 }
 
 /* ---- evaluation of element-wise runs ------------------------------------------------ */

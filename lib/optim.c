@@ -5,7 +5,6 @@
 #include "threads.h"
 
 #include <math.h>
-#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -225,13 +224,13 @@ typedef struct pass_job {
     float scale;
     size_t n, piece;
     double *sums; /* PASS_SUMSQ: one per piece */
-    atomic_size_t next; /* the next piece */
 } pass_job;
 
 static double sum_sq(const float *g, size_t n);
 
-static void pass_range(pass_job *j, size_t k, size_t lo, size_t hi)
+static void pass_range(void *arg, size_t k, size_t lo, size_t hi)
 {
+    pass_job *j = arg;
     switch (j->kind) {
     case PASS_STEP:
         if (j->o->conf.kind == FZ_OPT_SGD) sgd_range(j->o, j->p, j->g, j->frozen, j->lr, lo, hi);
@@ -245,29 +244,11 @@ static void pass_range(pass_job *j, size_t k, size_t lo, size_t hi)
     }
 }
 
-static void pass_part(void *arg, int part)
-{
-    pass_job *j = arg;
-    (void)part;
-    for (;;) {
-        size_t k = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed);
-        size_t lo = k * j->piece;
-        if (lo >= j->n) return;
-        size_t hi = j->n - lo < j->piece ? j->n : lo + j->piece;
-        pass_range(j, k, lo, hi);
-    }
-}
-
 static void run_pass(pass_job *j)
 {
     j->piece = piece_size(j->n);
-    size_t pieces = (j->n + j->piece - 1) / j->piece;
-    int T = fz_blas_threads();
-    if (T > FZ_THREADS_MAX) T = FZ_THREADS_MAX;
-    if ((size_t)T > pieces) T = (int)pieces;
-    atomic_init(&j->next, 0);
-    if (T <= 1 || j->n < FZ_OPT_PAR_MIN) pass_part(j, 0);
-    else fz_threads_run(T, pass_part, j);
+    fz_threads_pieces(j->n < FZ_OPT_PAR_MIN ? 1 : fz_blas_threads(), j->n, j->piece, pass_range,
+                      j);
 }
 
 void fz_optim_step(fz_optim *o, float *params, const float *grads,

@@ -204,6 +204,41 @@ void fz_threads_run(int n, void (*fn)(void *arg, int i), void *arg)
     pthread_mutex_unlock(&pool.run);
 }
 
+/* fz_threads_pieces: the parts share one counter of pieces. */
+typedef struct pieces_job {
+    void (*fn)(void *arg, size_t k, size_t lo, size_t hi);
+    void *arg;
+    size_t n, piece;
+    atomic_size_t next;
+} pieces_job;
+
+static void pieces_part(void *arg, int i)
+{
+    pieces_job *j = arg;
+    (void)i;
+    for (;;) {
+        size_t k = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed);
+        size_t lo = k * j->piece;
+        if (lo >= j->n) return;
+        j->fn(j->arg, k, lo, j->n - lo < j->piece ? j->n : lo + j->piece);
+    }
+}
+
+void fz_threads_pieces(int T, size_t n, size_t piece,
+                       void (*fn)(void *arg, size_t k, size_t lo, size_t hi), void *arg)
+{
+    if (n == 0) return;
+    if (piece == 0) piece = n;
+    size_t pieces = (n + piece - 1) / piece;
+    if (T > FZ_THREADS_MAX) T = FZ_THREADS_MAX;
+    if (T > 1 && (size_t)T > pieces) T = (int)pieces;
+    pieces_job j = {fn, arg, n, piece, 0};
+    if (T > 1)
+        fz_threads_run(T, pieces_part, &j);
+    else
+        pieces_part(&j, 0);
+}
+
 int fz_threads_started(void)
 {
     pthread_mutex_lock(&pool.mu);

@@ -25,12 +25,22 @@
 #ifndef FZ_THREADS_H
 #define FZ_THREADS_H
 
+#include <stddef.h>
+
 /* The most worker threads the pool starts (plus the caller): parts beyond them run on the
  * calling thread. */
 #define FZ_THREADS_MAX 64
 
 /* Run fn(arg, i) for every i in [0, n) (n < 1 counts as 1) as described above. */
 void fz_threads_run(int n, void (*fn)(void *arg, int i), void *arg);
+
+/* Call fn(arg, k, lo, hi) for every piece k of [0, n) cut into pieces of `piece` elements
+ * ([lo, hi) = [k piece, min(n, (k + 1) piece))), on T threads (fz_threads_run) that take the
+ * pieces in turn from a shared counter; T <= 1 runs them on the caller in order. The pieces
+ * do not depend on T, so work that keeps a result per piece (a partial sum added in piece
+ * order afterwards) has the same bits on any thread count. */
+void fz_threads_pieces(int T, size_t n, size_t piece,
+                       void (*fn)(void *arg, size_t k, size_t lo, size_t hi), void *arg);
 
 /* Worker threads started so far (for tests and benchmarks). */
 int fz_threads_started(void);

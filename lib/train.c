@@ -468,8 +468,6 @@ static int ensure_order(fz_trainer *t, size_t n, fz_err *err)
     return 0;
 }
 
-/* Copy rows idx of ds into the batch buffers; with redraw, each row's labels are kept with
- * probability c.redraw (drawn from the epoch's rng) and its mask is zero otherwise. */
 /* The rows' features, copied over the threads when there are many of them (vae-mlp's 500
  * x 784 floats a batch were 1.7% of its two-thread training time, all on one core): part i
  * of T copies rows [n i / T, n (i + 1) / T). A copy: the same result on any thread count. */
@@ -502,6 +500,8 @@ void fz_gather_rows(float *dst, const float *src, const size_t *idx, int n, size
         gather_rows_part(&g, 0);
 }
 
+/* Copy rows idx of ds into the batch buffers; with redraw, each row's labels are kept with
+ * probability c.redraw (drawn from the epoch's rng) and its mask is zero otherwise. */
 static void gather_at(fz_trainer *t, const fz_trainset *ds, const size_t *idx, int n, int at,
                       fz_rng *rng)
 {

@@ -390,6 +390,35 @@ static void test_gather(void)
     free(dst[1]);
 }
 
+/* fz_threads_pieces: every element of [0, n) in exactly one piece, piece k being
+ * [k piece, min(n, (k + 1) piece)), on one thread and on three; n not a multiple. */
+typedef struct piece_rec {
+    unsigned char *seen; /* (n) times each element was covered */
+    size_t piece, n;
+    int bad;
+} piece_rec;
+
+static void piece_fn(void *arg, size_t k, size_t lo, size_t hi)
+{
+    piece_rec *r = arg;
+    size_t want_hi = (k + 1) * r->piece < r->n ? (k + 1) * r->piece : r->n;
+    if (lo != k * r->piece || hi != want_hi) r->bad = 1; /* racy flag, set only on error */
+    for (size_t i = lo; i < hi; i++) r->seen[i]++;
+}
+
+static void test_pieces(void)
+{
+    for (int T = 1; T <= 3; T += 2) {
+        piece_rec r = {calloc(100003, 1), 4096, 100003, 0};
+        fz_threads_pieces(T, r.n, r.piece, piece_fn, &r);
+        size_t wrong = 0;
+        for (size_t i = 0; i < r.n; i++) wrong += r.seen[i] != 1;
+        CHECK_MSG(wrong == 0 && !r.bad, "T %d: %zu elements not covered once, bad %d", T, wrong,
+                  r.bad);
+        free(r.seen);
+    }
+}
+
 int main(void)
 {
     fz_blas_ftz(1);
@@ -398,5 +427,6 @@ int main(void)
     test_conv_threads();
     test_elementwise_threads();
     test_gather();
+    test_pieces();
     return check_report("test_threads");
 }
