@@ -871,9 +871,8 @@ static void act_run(const fz_layer *L, const float *x, const float *y, const flo
     int costly = !backward && (L->kind == FZ_SIGMOID || L->kind == FZ_SILU ||
                                L->kind == FZ_TANH || L->kind == FZ_SOFTPLUS);
     size_t piece = costly ? FZ_ACT_EXP_PIECE : FZ_ACT_PIECE;
-    int T = costly && total >= FZ_ACT_EXP_MIN && total < FZ_PAR_MIN
-                ? par_threads(FZ_PAR_MIN, total / piece + 1)
-                : par_threads(total, total / piece + 1);
+    size_t min = costly ? FZ_ACT_EXP_MIN : FZ_PAR_MIN;
+    int T = total < min ? 1 : par_threads(FZ_PAR_MIN, total / piece + 1);
     act_job j = {L, x, y, dy, out, backward};
     if (T == 1) piece = total; /* one call over everything */
     fz_threads_pieces(T, total, piece, act_piece, &j);

@@ -201,8 +201,9 @@ static void sgd_range(const fz_optim *o, float *p, const float *grads,
  * same bits on any number of threads. Below FZ_OPT_PAR_MIN parameters the caller does it
  * all (waking a worker would cost about what it saves). At 2^17 the ae-mlp preset (222 K
  * parameters) is cut too: its update then leaves each half of the weights in the cache of
- * the core whose cut of the next products reads it (blas.c), and ae-mlp trained 1.33x as fast on
- * two threads as before the cut products, against 1.08x with the threshold at 2^20. */
+ * the core whose cut of the next products reads it (blas.c), and ae-mlp trained 1.33x as
+ * fast on two threads as before the cut products, against 1.08x with the threshold at
+ * 2^20. */
 #define FZ_OPT_PIECE ((size_t)1 << 15) /* 32768 floats: 512 KB of p, g, m and v */
 #define FZ_OPT_PAR_MIN ((size_t)1 << 17)
 #define FZ_OPT_MAX_PIECES 1024 /* pieces grow beyond 32 M parameters */
