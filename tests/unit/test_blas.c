@@ -81,8 +81,9 @@ static void test_gemm(void)
 }
 
 /* Products of 2^20 multiply-adds or more (here 1.5 M to 24 M) are cut into blocks of rows
- * or columns over fz's own threads when more than one thread is allowed: both cuts, every transpose, sizes
- * that are not multiples of 16, padded strides, beta 0 (C not read) and beta 1. Each is
+ * or columns over fz's own threads when more than one thread is allowed: both cuts, every
+ * transpose, sizes that are not multiples of 16, padded strides, beta 0 (C not read) and
+ * beta 1. Each is
  * checked against the oracle, and run twice for the same bits (the cut depends only on the
  * shape and the thread count). */
 static void test_split(void)
