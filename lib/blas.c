@@ -45,32 +45,24 @@ static void scale_c(int M, int N, float beta, float *C, int ldc)
  * two threads is a visible share of the product. */
 #define FZ_GEMM_SPLIT_MIN 1048576.0
 
-/* One product cut into parts: part i computes rows (by_rows) or columns [lo(i), lo(i+1))
- * of C, with lo(i) a multiple of 16 (whole register blocks of the kernels) except at the
- * end. The cut depends only on the shape and the part count, so a run repeats bit for bit
- * with the same thread count. */
+/* One product cut into pieces: piece [lo, hi) is those rows (by_rows) or columns of C,
+ * the pieces whole multiples of 16 (the kernels' register blocks) but the last. The cut
+ * depends only on the shape and the thread count, so a run repeats bit for bit with the
+ * same thread count. */
 typedef struct gemm_split {
     int transA, transB, M, N, K;
     float alpha, beta;
     const float *A, *B;
     float *C;
     int lda, ldb, ldc;
-    int parts, by_rows;
+    int by_rows;
 } gemm_split;
 
-static int split_lo(int total, int parts, int i)
-{
-    if (i >= parts) return total;
-    int lo = (int)((long long)total * i / parts) & ~15;
-    return lo;
-}
-
-static void gemm_split_part(void *arg, int i)
+static void gemm_split_piece(void *arg, size_t k, size_t lo_, size_t hi_)
 {
     const gemm_split *g = arg;
-    int dim = g->by_rows ? g->M : g->N;
-    int lo = split_lo(dim, g->parts, i), hi = split_lo(dim, g->parts, i + 1);
-    if (hi <= lo) return;
+    int lo = (int)lo_, hi = (int)hi_;
+    (void)k;
     if (g->by_rows) {
         /* rows lo..hi of op(A): A stored (M, K) -> row offset; stored (K, M) -> column */
         const float *A = g->transA ? g->A + lo : g->A + (size_t)lo * g->lda;
@@ -108,8 +100,9 @@ void fz_gemm(int transA, int transB, int M, int N, int K, float alpha, const flo
         int parts = nt < dim / 16 ? nt : dim / 16;
         if (macs >= FZ_GEMM_SPLIT_MIN && parts > 1) {
             gemm_split g = {transA, transB, M, N, K, alpha, beta, A, B, C,
-                            lda, ldb, ldc, parts, by_rows};
-            fz_threads_run(parts, gemm_split_part, &g);
+                            lda, ldb, ldc, by_rows};
+            size_t piece = ((size_t)(dim + parts - 1) / parts + 15) & ~(size_t)15;
+            fz_threads_pieces(parts, (size_t)dim, piece, gemm_split_piece, &g);
             openblas_set_num_threads(nt);
             return;
         }
