@@ -152,6 +152,16 @@ int fz_net_reserve(fz_net *net, int max_batch, fz_err *err)
     return 0;
 }
 
+void fz_net_touch(fz_net *net)
+{
+    fz_net_sizes sz;
+    if (!net->act_block || fz_net_sizes_for(net, net->max_batch, &sz, NULL)) return;
+    fz_touch_zero(net->act_block, sz.outputs * sizeof(float));
+    fz_touch_zero(net->dbuf[0], sz.grads / 2 * sizeof(float));
+    fz_touch_zero(net->dbuf[1], sz.grads / 2 * sizeof(float));
+    if (net->scratch) fz_touch_zero(net->scratch, sz.scratch * sizeof(float));
+}
+
 void fz_net_free(fz_net *net)
 {
     if (!net) return;

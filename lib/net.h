@@ -43,6 +43,10 @@ typedef struct fz_net_sizes {
     int scratch_layer;
 } fz_net_sizes;
 int fz_net_sizes_for(const fz_net *net, int max_batch, fz_net_sizes *sz, fz_err *err);
+/* Write zeros over what fz_net_reserve allocated, so that its pages are mapped now and not
+ * by the first batch (a trainer's first step would otherwise take every page fault of the
+ * activations; see fz_touch_zero). */
+void fz_net_touch(fz_net *net);
 void fz_net_free(fz_net *net);
 /* PyTorch default initialisation of every layer, in layer order. */
 void fz_net_init_params(fz_net *net, fz_rng *rng);

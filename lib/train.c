@@ -312,6 +312,13 @@ fz_trainer *fz_trainer_new(fz_model *m, const fz_train_conf *c, fz_err *err)
             goto oom;
     }
     if (fz_model_reserve(m, t->B, err)) goto fail;
+    /* Map every page the steps will use now, so that the first step does not pay for the
+     * page faults (vae-conv: about 400 MB, 7% of a 20-batch epoch). */
+    fz_touch_zero(m->grads, m->nparams * sizeof(float));
+    if (!m->opt_state) fz_touch_zero(t->opt.state, fz_optim_state_len(&t->opt) * sizeof(float));
+    fz_net_touch(&m->enc);
+    fz_net_touch(&m->dec);
+    if (m->has_head) fz_net_touch(&m->head);
     return t;
 oom:
     fz_fail(err, FZ_ENOMEM, "out of memory");

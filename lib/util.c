@@ -99,6 +99,11 @@ void *fz_calloc(size_t count, size_t size, fz_err *err)
     return p;
 }
 
+void fz_touch_zero(void *p, size_t n)
+{
+    if (p && n) memset(p, 0, n);
+}
+
 const char *fz_in_name(const char *path)
 {
     return (!path || strcmp(path, "-") == 0) ? "<stdin>" : path;

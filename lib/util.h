@@ -48,6 +48,11 @@ int fz_add_size(size_t a, size_t b, size_t *out);
 /* Allocation that fails with a reason instead of returning unchecked NULL. */
 void *fz_malloc(size_t n, fz_err *err);
 void *fz_calloc(size_t count, size_t size, fz_err *err);
+/* Write zeros over n bytes at p. For large buffers that a hot loop reads before it writes
+ * (gradients it adds into, an optimiser's moments): calloc's fresh pages are all mapped to
+ * the kernel's shared zero page until written, so the loop's first pass would take one
+ * copy-on-write fault per 4 KB page, each with a TLB shootdown to the other cores. */
+void fz_touch_zero(void *p, size_t n);
 
 /* Display name of a path argument: "-" or NULL is "<stdin>"/"<stdout>". */
 const char *fz_in_name(const char *path);

@@ -5,10 +5,13 @@
  * activations, which compute one sample at a time, and within float rounding for a whole
  * model (its Linear layers round a product of one row differently from one of many) and
  * for stride-2 convolutions, whose products span several samples. The batches are odd-sized so that the last chunk is short, and run
- * on one and on two threads. */
+ * on one and on two threads. Also: a new trainer has mapped the pages of its buffers. */
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "blas.h"
 #include "check.h"
@@ -17,6 +20,7 @@
 #include "net.h"
 #include "optim.h"
 #include "rng.h"
+#include "train.h"
 
 /* 1x22x22 inputs; the widest output is 32x12x12 = 4608 floats a row, so a batch of 203
  * rows (935k floats) is cut into chunks of 56 rows. BatchNorm2d, a view in the middle
@@ -140,8 +144,62 @@ static void check_net_exact(void)
     fz_net_free(&net);
 }
 
+/* Pages of [p, p + n) not in memory (mincore), counting only whole pages inside it (the
+ * allocator's neighbours on the first and last page do not count); -1 if mincore fails. */
+static long pages_missing(const void *p, size_t n)
+{
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    uintptr_t lo = ((uintptr_t)p + page - 1) / page * page, hi = ((uintptr_t)p + n) / page * page;
+    if (hi <= lo) return 0;
+    size_t np = (hi - lo) / page;
+    unsigned char *v = malloc(np);
+    if (!v || mincore((void *)lo, hi - lo, v)) {
+        free(v);
+        return -1;
+    }
+    long missing = 0;
+    for (size_t i = 0; i < np; i++) missing += !(v[i] & 1);
+    free(v);
+    return missing;
+}
+
+/* A new trainer has every page of the gradients, the optimiser's moments and the
+ * activations mapped, so that its first step takes no page faults (the buffers are larger
+ * than glibc's mmap threshold, so without that they start out unmapped). */
+static void check_trainer_pages(void)
+{
+    static const char *ARCH = "kind = vae\nsigma = logvar\nlatent = 2\n"
+                              "encoder = flatten linear(512) relu linear(2z)\n"
+                              "decoder = linear(512) relu linear(in) sigmoid\n";
+    fz_model m;
+    fz_err err = {0};
+    if (fz_model_create(&m, ARCH, (fz_shape){1, 28, 28}, 1, &err)) {
+        CHECK_MSG(0, "model: %s", err.msg);
+        return;
+    }
+    fz_train_conf c;
+    fz_train_defaults(&c, "vae-mlp", FZ_KIND_VAE);
+    c.batch = 500;
+    fz_trainer *t = fz_trainer_new(&m, &c, &err);
+    CHECK_MSG(t != NULL, "trainer: %s", err.msg);
+    if (t) {
+        const fz_optim *o = fz_trainer_optim(t);
+        fz_net_sizes sz;
+        CHECK(fz_net_sizes_for(&m.dec, 500, &sz, &err) == 0);
+        long g = pages_missing(m.grads, m.nparams * sizeof(float));
+        long st = pages_missing(o->state, fz_optim_state_len(o) * sizeof(float));
+        long act = pages_missing(m.dec.act_block, sz.outputs * sizeof(float));
+        CHECK_MSG(g == 0, "gradients: %ld pages not mapped", g);
+        CHECK_MSG(st == 0, "optimiser state: %ld pages not mapped", st);
+        CHECK_MSG(act == 0, "decoder activations: %ld pages not mapped", act);
+        fz_trainer_free(t);
+    }
+    fz_model_free(&m);
+}
+
 int main(void)
 {
+    check_trainer_pages();
     check_net_exact();
     check_chunked(STRIDE1, (fz_shape){1, 22, 22}, 203, 1e-5);
     check_chunked(STRIDE2, (fz_shape){1, 28, 28}, 97, 1e-5);
