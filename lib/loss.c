@@ -113,11 +113,26 @@ static double bce_sum(const float *p, const float *t, size_t n)
 {
     double acc[8] = {0}, s = 0;
     size_t i = 0;
-    for (; i + 8 <= n; i += 8)
-        for (int k = 0; k < 8; k++) {
+    /* 16 logs at a time (one AVX-512 vector of floats), then added as two rounds of 8 */
+    for (; i + 16 <= n; i += 16) {
+        float lp[16], lq[16];
+        for (int k = 0; k < 16; k++) {
             /* the logs in float, as PyTorch takes them; PyTorch clamps each at -100 so
              * p = 0 or 1 costs at most 100 per element. Not fmaxf: it would turn the NaN
              * of a p outside [0, 1] into -100. */
+            lp[k] = log_v(p[i + k]);
+            lq[k] = log_v(1.0f - p[i + k]);
+            lp[k] = lp[k] < -100.0f ? -100.0f : lp[k];
+            lq[k] = lq[k] < -100.0f ? -100.0f : lq[k];
+        }
+        for (int h = 0; h < 16; h += 8)
+            for (int k = 0; k < 8; k++) {
+                double ti = t[i + h + k];
+                acc[k] += ti * lp[h + k] + (1.0 - ti) * lq[h + k];
+            }
+    }
+    for (; i + 8 <= n; i += 8)
+        for (int k = 0; k < 8; k++) {
             float lp = log_v(p[i + k]), lq = log_v(1.0f - p[i + k]);
             lp = lp < -100.0f ? -100.0f : lp;
             lq = lq < -100.0f ? -100.0f : lq;
