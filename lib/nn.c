@@ -421,25 +421,51 @@ static void vdx_f(float *restrict dx, const float *restrict x, const float *rest
     }
 }
 
-static void bn1d_forward(fz_layer *L, const float *x, float *y, int B, int train)
+/* BatchNorm1d over threads: part i of T takes a block of channels (a multiple of 16, so
+ * that each part's loops vectorise as one thread's would) and every row of them. Each
+ * channel is summed over the rows in the same order whatever T is: the same bits. */
+typedef struct bn1d_job {
+    fz_layer *L;
+    const float *x, *dy;
+    float *y, *dx;
+    int B, train, T;
+} bn1d_job;
+
+static void bn1d_channels(const bn1d_job *j, int i, int *c0, int *c1)
 {
-    int C = L->in.c;
+    int C = j->L->in.c, blocks = (C + 15) / 16;
+    *c0 = 16 * (int)((long long)blocks * i / j->T);
+    *c1 = 16 * (int)((long long)blocks * (i + 1) / j->T);
+    if (*c1 > C) *c1 = C;
+}
+
+static void bn1d_forward_part(void *arg, int i)
+{
+    const bn1d_job *j = arg;
+    fz_layer *L = j->L;
+    int B = j->B, C = L->in.c, c0, c1;
+    bn1d_channels(j, i, &c0, &c1);
+    int w = c1 - c0;
+    if (w <= 0) return;
     size_t n = (size_t)B;
-    float *mean = (float *)L->stat, *sq = mean + C, *ca = sq + C, *cb = ca + C;
-    if (train) {
+    const float *x = j->x + c0;
+    float *y = j->y + c0;
+    float *mean = (float *)L->stat + c0, *sq = (float *)L->stat + C + c0;
+    float *ca = (float *)L->stat + 2 * C + c0, *cb = (float *)L->stat + 3 * C + c0;
+    if (j->train) {
         /* two passes: the mean, then the biased variance */
-        for (int c = 0; c < C; c++) mean[c] = sq[c] = 0.0f;
-        for (int b = 0; b < B; b++) vadd_f(mean, x + (size_t)b * C, C);
-        for (int c = 0; c < C; c++) mean[c] /= (float)n;
-        for (int b = 0; b < B; b++) vadd_sq_f(sq, x + (size_t)b * C, mean, C);
+        for (int c = 0; c < w; c++) mean[c] = sq[c] = 0.0f;
+        for (int b = 0; b < B; b++) vadd_f(mean, x + (size_t)b * C, (size_t)w);
+        for (int c = 0; c < w; c++) mean[c] /= (float)n;
+        for (int b = 0; b < B; b++) vadd_sq_f(sq, x + (size_t)b * C, mean, (size_t)w);
     }
-    for (int c = 0; c < C; c++) {
+    for (int c = c0; c < c1; c++) {
         float m, invstd;
-        if (train) {
-            m = mean[c];
-            float var = sq[c] / (float)n;
+        if (j->train) {
+            m = mean[c - c0];
+            float var = sq[c - c0] / (float)n;
             invstd = 1.0f / sqrtf(var + L->eps);
-            float unbiased = n > 1 ? sq[c] / (float)(n - 1) : var;
+            float unbiased = n > 1 ? sq[c - c0] / (float)(n - 1) : var;
             float mo = L->momentum;
             L->running_mean[c] = (1.0f - mo) * L->running_mean[c] + mo * m;
             L->running_var[c] = (1.0f - mo) * L->running_var[c] + mo * unbiased;
@@ -450,34 +476,66 @@ static void bn1d_forward(fz_layer *L, const float *x, float *y, int B, int train
         L->save_mean[c] = m;
         L->save_invstd[c] = invstd;
         /* y = x * a + b with a = gamma * invstd, b = beta - mean * a */
-        ca[c] = L->weight[c] * invstd;
-        cb[c] = L->bias[c] - m * ca[c];
+        ca[c - c0] = L->weight[c] * invstd;
+        cb[c - c0] = L->bias[c] - m * ca[c - c0];
     }
-    for (int b = 0; b < B; b++) vaffine_f(y + (size_t)b * C, x + (size_t)b * C, ca, cb, C);
+    for (int b = 0; b < B; b++)
+        vaffine_f(y + (size_t)b * C, x + (size_t)b * C, ca, cb, (size_t)w);
 }
 
-static void bn1d_backward(fz_layer *L, const float *x, const float *dy, float *dx, int B)
+static void bn1d_backward_part(void *arg, int i)
 {
-    int C = L->in.c;
+    const bn1d_job *j = arg;
+    fz_layer *L = j->L;
+    int B = j->B, C = L->in.c, c0, c1;
+    bn1d_channels(j, i, &c0, &c1);
+    int w = c1 - c0;
+    if (w <= 0) return;
     size_t n = (size_t)B;
-    const float *mean = L->save_mean, *invstd = L->save_invstd;
-    float *sdy = (float *)L->stat, *sdyx = sdy + C, *g = sdyx + C, *mdy = g + C, *mdyx = mdy + C;
-    for (int c = 0; c < C; c++) sdy[c] = sdyx[c] = 0.0f;
+    const float *x = j->x + c0, *dy = j->dy + c0;
+    const float *mean = L->save_mean + c0, *invstd = L->save_invstd + c0;
+    float *st = (float *)L->stat;
+    float *sdy = st + c0, *sdyx = st + C + c0, *g = st + 2 * C + c0, *mdy = st + 3 * C + c0,
+          *mdyx = st + 4 * C + c0;
+    for (int c = 0; c < w; c++) sdy[c] = sdyx[c] = 0.0f;
     for (int b = 0; b < B; b++)
-        vdsums_f(x + (size_t)b * C, dy + (size_t)b * C, mean, invstd, C, sdy, sdyx);
-    for (int c = 0; c < C; c++) {
-        L->dweight[c] += sdyx[c];
-        L->dbias[c] += sdy[c];
-        g[c] = L->weight[c] * invstd[c];
+        vdsums_f(x + (size_t)b * C, dy + (size_t)b * C, mean, invstd, (size_t)w, sdy, sdyx);
+    for (int c = 0; c < w; c++) {
+        L->dweight[c0 + c] += sdyx[c];
+        L->dbias[c0 + c] += sdy[c];
+        g[c] = L->weight[c0 + c] * invstd[c];
         /* in training the batch statistics depend on x: dx = g * (dy - mean(dy) - xhat *
          * mean(dy*xhat)); in evaluation dx = g * dy */
         mdy[c] = L->last_train ? sdy[c] / (float)n : 0.0f;
         mdyx[c] = L->last_train ? sdyx[c] / (float)n : 0.0f;
     }
-    if (!dx) return;
+    if (!j->dx) return;
+    float *dx = j->dx + c0;
     for (int b = 0; b < B; b++)
         vdx_f(dx + (size_t)b * C, x + (size_t)b * C, dy + (size_t)b * C, mean, invstd, g, mdy,
-              mdyx, C);
+              mdyx, (size_t)w);
+}
+
+/* BatchNorm1d makes two or three passes over its rows, so it splits from a quarter of
+ * FZ_PAR_MIN floats (vae-mlp's 500 x 256). */
+static int bn1d_threads(const fz_layer *L, int B)
+{
+    size_t n = (size_t)B * L->in.c;
+    if (n < FZ_PAR_MIN / 4) return 1;
+    int t = fz_conv_threads(), blocks = (L->in.c + 15) / 16;
+    return t > blocks ? blocks : t;
+}
+
+static void bn1d_forward(fz_layer *L, const float *x, float *y, int B, int train)
+{
+    bn1d_job j = {L, x, NULL, y, NULL, B, train, bn1d_threads(L, B)};
+    fz_threads_run(j.T, bn1d_forward_part, &j);
+}
+
+static void bn1d_backward(fz_layer *L, const float *x, const float *dy, float *dx, int B)
+{
+    bn1d_job j = {L, x, dy, NULL, dx, B, 1, bn1d_threads(L, B)};
+    fz_threads_run(j.T, bn1d_backward_part, &j);
 }
 
 /* ---- BatchNorm2d: rows of S values summed in double ---- */

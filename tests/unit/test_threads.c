@@ -361,6 +361,67 @@ static void test_elementwise_threads(void)
     }
 }
 
+/* BatchNorm1d splits its channels over the threads from 32,768 values: 401 rows of 100
+ * channels (blocks of 16 channels: 7, the last one short), on 1, 2 and 3 threads, the same
+ * bits for the training forward, the running statistics, the backward and the evaluation
+ * forward. */
+static void test_bn1d_threads(void)
+{
+    enum { B = 401, C = 100, NT = 3 };
+    size_t n = (size_t)B * C;
+    float *x = malloc(n * sizeof *x), *dy = malloc(n * sizeof *dy);
+    float *y[NT], *dx[NT], *ev[NT];
+    float p[NT][2 * C], g[NT][2 * C], buf[NT][2 * C];
+    for (size_t i = 0; i < n; i++) {
+        x[i] = (float)(6 * fz_rng_uniform(&rng) - 3 + 0.01 * (i % C));
+        dy[i] = (float)(2 * fz_rng_uniform(&rng) - 1);
+    }
+    fz_err err;
+    for (int k = 0; k < NT; k++) {
+        y[k] = malloc(n * sizeof *y[k]);
+        dx[k] = malloc(n * sizeof *dx[k]);
+        ev[k] = malloc(n * sizeof *ev[k]);
+        fz_layer L;
+        CHECK_EQ_INT(fz_batchnorm1d_init(&L, C, &err), 0);
+        fz_layer_bind(&L, p[k], g[k], buf[k]);
+        fz_layer_init_params(&L, &rng);
+        for (int c = 0; c < C; c++) {
+            p[k][c] = 0.5f + 0.01f * c;
+            p[k][C + c] = 0.005f * c - 0.2f;
+        }
+        memset(g[k], 0, sizeof g[k]);
+        CHECK_EQ_INT(fz_layer_reserve(&L, B, NULL, &err), 0);
+        fz_blas_set_threads(k + 1);
+        fz_layer_forward(&L, x, y[k], B, 1, NULL);
+        fz_layer_backward(&L, x, y[k], dy, dx[k], B);
+        fz_layer_forward(&L, x, ev[k], B, 0, NULL);
+        fz_layer_free(&L);
+    }
+    for (int k = 1; k < NT; k++) {
+        CHECK_MSG(memcmp(y[0], y[k], n * sizeof(float)) == 0, "BatchNorm1d forward, %d threads", k + 1);
+        CHECK_MSG(memcmp(dx[0], dx[k], n * sizeof(float)) == 0, "BatchNorm1d backward, %d threads", k + 1);
+        CHECK_MSG(memcmp(ev[0], ev[k], n * sizeof(float)) == 0, "BatchNorm1d evaluation, %d threads", k + 1);
+        CHECK_MSG(memcmp(g[0], g[k], sizeof g[0]) == 0, "BatchNorm1d parameter gradients, %d threads", k + 1);
+        CHECK_MSG(memcmp(buf[0], buf[k], sizeof buf[0]) == 0, "BatchNorm1d running statistics, %d threads", k + 1);
+    }
+    /* and against the definition: channel 37's output has mean beta and variance gamma^2 */
+    double m = 0, v = 0;
+    for (int b = 0; b < B; b++) m += y[1][(size_t)b * C + 37];
+    m /= B;
+    for (int b = 0; b < B; b++) v += (y[1][(size_t)b * C + 37] - m) * (y[1][(size_t)b * C + 37] - m);
+    v /= B;
+    CHECK_MSG(fabs(m - p[1][C + 37]) < 1e-4, "channel 37 mean %g, beta %g", m, p[1][C + 37]);
+    CHECK_MSG(fabs(v - (double)p[1][37] * p[1][37]) < 1e-3, "channel 37 variance %g, gamma^2 %g", v,
+              (double)p[1][37] * p[1][37]);
+    for (int k = 0; k < NT; k++) {
+        free(y[k]);
+        free(dx[k]);
+        free(ev[k]);
+    }
+    free(x);
+    free(dy);
+}
+
 /* A batch's rows gathered over the threads (from 2^17 floats): the rows of a shuffled
  * order, 333 rows of 784 floats (261,072), on one and on two threads, each row where it
  * belongs; and a small gather (one thread whatever the count). */
@@ -426,6 +487,7 @@ int main(void)
     test_pool();
     test_conv_threads();
     test_elementwise_threads();
+    test_bn1d_threads();
     test_gather();
     test_pieces();
     return check_report("test_threads");
