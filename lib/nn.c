@@ -738,6 +738,34 @@ static void mask_scale(float *y, const float *x, const unsigned char *keep, floa
     for (size_t i = 0; i < n; i++) y[i] = keep[i] ? x[i] * scale : 0.0f;
 }
 
+/* Dropout over threads, from FZ_PAR_MIN / 4 values, in pieces of FZ_DROP_PIECE (even, so
+ * that each piece's mask is its part of the one fz_rng_keep_mask would draw): a piece
+ * draws its part of the mask and applies it while both are in the cache. */
+#define FZ_DROP_PIECE ((size_t)16384)
+
+typedef struct drop_job {
+    const float *in;
+    float *out;
+    unsigned char *draw;      /* the mask to draw into, or NULL to use keep */
+    const unsigned char *keep;
+    uint64_t key;
+    float p, scale;
+} drop_job;
+
+static void drop_piece(void *arg, size_t k, size_t lo, size_t hi)
+{
+    const drop_job *j = arg;
+    (void)k;
+    if (j->draw) fz_rng_keep_range(j->key, j->draw, lo, hi, j->p);
+    mask_scale(j->out + lo, j->in + lo, j->keep + lo, j->scale, hi - lo);
+}
+
+static void drop_run(drop_job *j, size_t total)
+{
+    int T = total < FZ_PAR_MIN / 4 ? 1 : fz_conv_threads();
+    fz_threads_pieces(T, total, FZ_DROP_PIECE, drop_piece, j);
+}
+
 static void dropout_forward(fz_layer *L, const float *x, float *y, size_t total, int train,
                             fz_rng *rng)
 {
@@ -746,14 +774,17 @@ static void dropout_forward(fz_layer *L, const float *x, float *y, size_t total,
         if (y != x) memcpy(y, x, total * sizeof(float));
         return;
     }
-    const unsigned char *keep = L->ext_mask;
-    if (!keep) {
-        fz_rng_keep_mask(rng, L->mask, total, L->p);
-        keep = L->mask;
+    drop_job j = {.in = x, .out = y, .p = L->p};
+    j.scale = L->p < 1.0f ? 1.0f / (1.0f - L->p) : 0.0f;
+    if (L->ext_mask) {
+        j.keep = L->ext_mask;
+    } else {
+        j.key = fz_rng_u64(rng); /* the one draw of fz_rng_keep_mask */
+        j.draw = L->mask;
+        j.keep = L->mask;
     }
-    L->last_mask = keep;
-    float scale = L->p < 1.0f ? 1.0f / (1.0f - L->p) : 0.0f;
-    mask_scale(y, x, keep, scale, total);
+    L->last_mask = j.keep;
+    drop_run(&j, total);
 }
 
 static void dropout_backward(fz_layer *L, const float *dy, float *dx, size_t total)
@@ -762,8 +793,9 @@ static void dropout_backward(fz_layer *L, const float *dy, float *dx, size_t tot
         if (dx != dy) memcpy(dx, dy, total * sizeof(float));
         return;
     }
-    float scale = L->p < 1.0f ? 1.0f / (1.0f - L->p) : 0.0f;
-    mask_scale(dx, dy, L->last_mask, scale, total);
+    drop_job j = {.in = dy, .out = dx, .keep = L->last_mask, .p = L->p};
+    j.scale = L->p < 1.0f ? 1.0f / (1.0f - L->p) : 0.0f;
+    drop_run(&j, total);
 }
 
 /* ---- activations -------------------------------------------------------------------- */

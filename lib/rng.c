@@ -90,16 +90,24 @@ static void keep_kernel(unsigned char *restrict out, size_t n, uint64_t key, uin
     if (n & 1) out[n - 1] = (uint32_t)mix64(key + (uint64_t)half * 0x9e3779b97f4a7c15ULL) >= thr;
 }
 
-void fz_rng_keep_mask(fz_rng *r, unsigned char *out, size_t n, double p)
+void fz_rng_keep_range(uint64_t key, unsigned char *out, size_t lo, size_t hi, double p)
 {
-    uint64_t key = fz_rng_u64(r);
     if (!(p < 1.0)) {
-        for (size_t i = 0; i < n; i++) out[i] = 0;
+        for (size_t i = lo; i < hi; i++) out[i] = 0;
         return;
     }
     /* P(u >= thr) = 1 - thr / 2^32 for u uniform on 32 bits; p < 1 keeps thr < 2^32 */
     uint32_t thr = p > 0 ? (uint32_t)(p * 4294967296.0) : 0;
-    keep_kernel(out, n, key, thr);
+    /* from an even lo the pairs are those of the whole mask, pair lo / 2 onwards; an odd
+     * length ends with the low half of pair (hi - 1) / 2, which is the whole mask's byte
+     * hi - 1 too */
+    keep_kernel(out + lo, hi - lo, key + (uint64_t)(lo / 2) * 0x9e3779b97f4a7c15ULL, thr);
+}
+
+void fz_rng_keep_mask(fz_rng *r, unsigned char *out, size_t n, double p)
+{
+    uint64_t key = fz_rng_u64(r);
+    fz_rng_keep_range(key, out, 0, n, p);
 }
 
 void fz_rng_shuffle_idx(fz_rng *r, size_t *idx, size_t n)

@@ -26,6 +26,10 @@ double fz_rng_normal(fz_rng *r);
  * the bytes cost a few vector instructions each instead of a double per element; the same
  * r state gives the same mask. The keep probability is 1 - p to within 2^-32. */
 void fz_rng_keep_mask(fz_rng *r, unsigned char *out, size_t n, double p);
+/* The same mask in pieces (over threads): key = fz_rng_u64(r) (the one draw), then
+ * fz_rng_keep_range(key, out, lo, hi, p) writes out[lo, hi) as fz_rng_keep_mask would have
+ * with that draw, for any hi. lo must be even. */
+void fz_rng_keep_range(uint64_t key, unsigned char *out, size_t lo, size_t hi, double p);
 /* Fisher-Yates shuffle of an index array. */
 void fz_rng_shuffle_idx(fz_rng *r, size_t *idx, size_t n);
 

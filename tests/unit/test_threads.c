@@ -422,6 +422,69 @@ static void test_bn1d_threads(void)
     free(dy);
 }
 
+/* Dropout draws and applies its mask over the threads from 32,768 values, in even pieces:
+ * 405 rows of 99 (40,095 values, odd), on 1, 2 and 3 threads from the same generator
+ * state, the same mask as fz_rng_keep_mask draws at once, the same outputs and input
+ * gradients, and the generator left in the same state. */
+static void test_dropout_threads(void)
+{
+    enum { B = 405, D = 99, NT = 3 };
+    size_t n = (size_t)B * D;
+    float *x = malloc(n * sizeof *x), *dy = malloc(n * sizeof *dy);
+    float *y[NT], *dx[NT];
+    unsigned char *mask = malloc(n);
+    for (size_t i = 0; i < n; i++) {
+        x[i] = (float)(2 * fz_rng_uniform(&rng) - 1);
+        dy[i] = (float)(2 * fz_rng_uniform(&rng) - 1);
+    }
+    fz_rng seeded, after[NT];
+    fz_rng_seed(&seeded, 77);
+    fz_rng ref = seeded;
+    fz_rng_keep_mask(&ref, mask, n, 0.3);
+    fz_err err;
+    for (int k = 0; k < NT; k++) {
+        y[k] = malloc(n * sizeof *y[k]);
+        dx[k] = malloc(n * sizeof *dx[k]);
+        fz_layer L;
+        CHECK_EQ_INT(fz_dropout_init(&L, (fz_shape){1, 1, D}, 0.3f, &err), 0);
+        CHECK_EQ_INT(fz_layer_reserve(&L, B, NULL, &err), 0);
+        fz_blas_set_threads(k + 1);
+        after[k] = seeded;
+        fz_layer_forward(&L, x, y[k], B, 1, &after[k]);
+        fz_layer_backward(&L, x, y[k], dy, dx[k], B);
+        size_t wrong = 0;
+        for (size_t i = 0; i < n; i++)
+            wrong += y[k][i] != (mask[i] ? x[i] * (1.0f / 0.7f) : 0.0f);
+        CHECK_MSG(wrong == 0, "Dropout on %d threads: %zu outputs not those of the mask", k + 1, wrong);
+        fz_layer_free(&L);
+    }
+    for (int k = 1; k < NT; k++) {
+        CHECK_MSG(memcmp(y[0], y[k], n * sizeof(float)) == 0, "Dropout forward, %d threads", k + 1);
+        CHECK_MSG(memcmp(dx[0], dx[k], n * sizeof(float)) == 0, "Dropout backward, %d threads", k + 1);
+        CHECK(memcmp(after[k].s, ref.s, sizeof ref.s) == 0);
+    }
+    CHECK(memcmp(after[0].s, ref.s, sizeof ref.s) == 0);
+    /* a piece from an even start, of odd and even lengths, is that part of the whole mask */
+    unsigned char *piece = malloc(n);
+    uint64_t key = fz_rng_u64(&seeded);
+    for (size_t lo = 0; lo < 300; lo += 62)
+        for (size_t len = 1; len <= 101; len += 25) {
+            memset(piece, 2, n);
+            fz_rng_keep_range(key, piece, lo, lo + len, 0.3);
+            CHECK_MSG(memcmp(piece + lo, mask + lo, len) == 0 && piece[lo + len] == 2 &&
+                          (lo == 0 || piece[lo - 1] == 2),
+                      "keep mask piece [%zu, %zu)", lo, lo + len);
+        }
+    free(piece);
+    for (int k = 0; k < NT; k++) {
+        free(y[k]);
+        free(dx[k]);
+    }
+    free(mask);
+    free(x);
+    free(dy);
+}
+
 /* A batch's rows gathered over the threads (from 2^17 floats): the rows of a shuffled
  * order, 333 rows of 784 floats (261,072), on one and on two threads, each row where it
  * belongs; and a small gather (one thread whatever the count). */
@@ -488,6 +551,7 @@ int main(void)
     test_conv_threads();
     test_elementwise_threads();
     test_bn1d_threads();
+    test_dropout_threads();
     test_gather();
     test_pieces();
     return check_report("test_threads");
