@@ -361,19 +361,19 @@ static void test_elementwise_threads(void)
     }
 }
 
-/* BatchNorm1d splits its channels over the threads from 32,768 values: 401 rows of 100
- * channels (blocks of 16 channels: 7, the last one short), on 1, 2 and 3 threads, the same
+/* BatchNorm1d splits its channels over the threads from 2^20 values: 405 rows of 2,600
+ * channels (blocks of 16 channels: 163, the last one short), on 1, 2 and 3 threads, the same
  * bits for the training forward, the running statistics, the backward and the evaluation
  * forward. */
 static void test_bn1d_threads(void)
 {
-    enum { B = 401, C = 100, NT = 3 };
+    enum { B = 405, C = 2600, NT = 3 };
     size_t n = (size_t)B * C;
     float *x = malloc(n * sizeof *x), *dy = malloc(n * sizeof *dy);
     float *y[NT], *dx[NT], *ev[NT];
-    float p[NT][2 * C], g[NT][2 * C], buf[NT][2 * C];
+    static float p[NT][2 * C], g[NT][2 * C], buf[NT][2 * C];
     for (size_t i = 0; i < n; i++) {
-        x[i] = (float)(6 * fz_rng_uniform(&rng) - 3 + 0.01 * (i % C));
+        x[i] = (float)(6 * fz_rng_uniform(&rng) - 3 + 0.001 * (i % C));
         dy[i] = (float)(2 * fz_rng_uniform(&rng) - 1);
     }
     fz_err err;
@@ -386,8 +386,8 @@ static void test_bn1d_threads(void)
         fz_layer_bind(&L, p[k], g[k], buf[k]);
         fz_layer_init_params(&L, &rng);
         for (int c = 0; c < C; c++) {
-            p[k][c] = 0.5f + 0.01f * c;
-            p[k][C + c] = 0.005f * c - 0.2f;
+            p[k][c] = 0.5f + 0.0004f * c;
+            p[k][C + c] = 0.0002f * c - 0.2f;
         }
         memset(g[k], 0, sizeof g[k]);
         CHECK_EQ_INT(fz_layer_reserve(&L, B, NULL, &err), 0);
