@@ -6,6 +6,7 @@
  *      -o build/bench-layers bench/layers.c build/libfz.a \
  *      $(pkg-config --libs openblas libarchive libpng) -lz -lm -lpthread
  *   OPENBLAS_NUM_THREADS=1 build/bench-layers [-cqT] [-B batch] [-l name] [-r reps] [-t threads]
+ *                                            [-W 0|1]
  *
  * For each layer: the best of reps runs of forward (training mode) and of backward (dx
  * computed except for the first layer, as a network runner does), and for the Linear and
@@ -25,7 +26,11 @@
  * count in the same process: every repetition times each layer, and its products alone,
  * on one thread and then on all, so that load from other processes hits both alike; it
  * prints each layer's time on 1 and N threads and its speed-up beside the speed-up
- * OpenBLAS itself gets on the same products at whole-batch shapes. */
+ * OpenBLAS itself gets on the same products at whole-batch shapes.
+ *
+ * -W 0 turns the Winograd path of the wide 5x5 convolutions off (fz_conv_set_winograd), so
+ * that they run folded as the thin ones do; -W 1 (the default) leaves it on. The "ratio"
+ * column then compares with the direct products, which Winograd needs fewer of. */
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,6 +39,7 @@
 
 #include "blas.h"
 #include "nn.h"
+#include "winograd.h"
 
 /* wall clock, or with -c the CPU time of the process: on a busy machine that is the
  * fairer measure of a single-threaded run (with two BLAS threads it adds them up) */
@@ -208,8 +214,10 @@ int main(int argc, char **argv)
         else if (!strcmp(argv[i], "-T")) cmp = 1;
         else if (!strcmp(argv[i], "-t") && i + 1 < argc) threads = atoi(argv[++i]);
         else if (!strcmp(argv[i], "-l") && i + 1 < argc) only = argv[++i];
+        else if (!strcmp(argv[i], "-W") && i + 1 < argc && (!strcmp(argv[i + 1], "0") || !strcmp(argv[i + 1], "1")))
+            fz_conv_set_winograd(argv[++i][0] == '1');
         else {
-            fprintf(stderr, "usage: bench-layers [-cqT] [-B batch] [-l name] [-r reps] [-t threads]\n");
+            fprintf(stderr, "usage: bench-layers [-cqT] [-B batch] [-l name] [-r reps] [-t threads] [-W 0|1]\n");
             return 2;
         }
     }
@@ -222,10 +230,10 @@ int main(int argc, char **argv)
     if (switched && fz_blas_selfcheck(&err) != 0) die(err.msg);
     const char *nt = getenv("OPENBLAS_NUM_THREADS"), *ct = getenv("OPENBLAS_CORETYPE");
     printf("core %s, OPENBLAS_CORETYPE=%s, OPENBLAS_NUM_THREADS=%s, threads %d%s, batch %d, "
-           "best of %d, %s\n",
+           "best of %d, %s, Winograd %s\n",
            fz_blas_corename(), ct ? ct : "unset", nt ? nt : "unset", nthr,
            cmp ? " against 1 (interleaved)" : "", B, reps,
-           clock_id == CLOCK_MONOTONIC ? "wall time" : "CPU time");
+           clock_id == CLOCK_MONOTONIC ? "wall time" : "CPU time", fz_conv_winograd() ? "on" : "off");
 
     /* vae-conv with latent 2: the encoder, then the decoder */
     enum { NL = 33 };

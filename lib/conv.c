@@ -17,6 +17,11 @@
  * (C, m*Ho*Wo), while the tensors are sample-major, (m, C, Ho, Wo): one copy gathers or
  * scatters it, and that pass also adds the bias or sums its gradient.
  *
+ * A third path: stride-1 layers with a 5x5 kernel and 16 channels or more on both sides
+ * (vae-conv's four widest) run as Winograd F(2x2, 5x5), 36 multiply-adds per 2x2 outputs
+ * and channel pair instead of 100, as 36 sgemm per chunk of samples (see "stride 1, k = 5:
+ * Winograd F(2x2, 5x5)" and winograd.h; fz_conv_set_winograd(0) turns it off).
+ *
  * Two cores. Most of these products are too small for OpenBLAS's own threads to pay (see
  * fz_gemm), and the gathers and scatters are ours: so with T threads (fz_blas_threads())
  * the batch is cut into groups of samples that T threads of the pool of threads.h take in
@@ -30,6 +35,7 @@
 #include "blas.h"
 #include "nn.h"
 #include "threads.h"
+#include "winograd.h"
 
 /* Scratch budget of one layer in floats (2 MB): the chunk's columns are written by
  * im2col and read right away by the sgemm, and measured on vae-conv's layers a chunk that
@@ -233,6 +239,33 @@ static geom geometry(const fz_layer *L)
  * and 8->1 with K = C*k = 5, that was still twice as fast as the full columns.) */
 static int folds(const fz_layer *L) { return L->stride == 1; }
 
+/* The weight seen as (grid channels G, image channels C, k, k). */
+static void fold_dims(const fz_layer *L, int *G, int *C)
+{
+    *G = L->kind == FZ_CONV2D ? L->out.c : L->in.c;
+    *C = L->kind == FZ_CONV2D ? L->in.c : L->out.c;
+}
+
+/* Whether a stride-1 convolution can run as Winograd F(2x2, 5x5) (see "stride 1, k = 5:
+ * Winograd F(2x2, 5x5)"): a 5x5 kernel and at least 16 channels on both sides. With 8
+ * channels on one side the products are too thin to pay for the transforms: on vae-conv
+ * (bench-layers, bench/README.md "Winograd F(2x2,5x5)") Conv2d 8->16 and ConvTranspose2d
+ * 16->8 took 1.3 and 1.5 times as long as Winograd as folded, while 16->32, 32->64, 64->32
+ * and 32->16 ran 1.3 to 1.45 times as fast. */
+#ifndef FZ_WINO_MIN_CHANNELS
+#define FZ_WINO_MIN_CHANNELS 16
+#endif
+
+static int winograd_fits(const fz_layer *L)
+{
+    int G, C;
+    fold_dims(L, &G, &C);
+    return L->k == 5 && L->stride == 1 && G >= FZ_WINO_MIN_CHANNELS && C >= FZ_WINO_MIN_CHANNELS;
+}
+
+/* ... and whether it does now (fz_conv_set_winograd) */
+static int winograd(const fz_layer *L) { return winograd_fits(L) && fz_conv_winograd(); }
+
 /* ---- scratch and chunks ------------------------------------------------------------- */
 
 /* The products run over chunks of samples at once: the columns of a chunk sit side by side
@@ -256,6 +289,75 @@ static size_t folded_region(const fz_layer *L)
     geom g = geometry(L);
     size_t cols = (size_t)g.C * g.k * (g.Ho + g.k - 1) * g.Wo;
     return 2 * cols + (size_t)L->in.c * L->out.c * g.k * g.k;
+}
+
+/* Winograd tiles of one sample: tH x tW = T tiles of 2x2 over the grid. */
+static int wino_tiles(const fz_layer *L, int *tH, int *tW)
+{
+    geom g = geometry(L);
+    *tH = (g.Ho + 1) / 2;
+    *tW = (g.Wo + 1) / 2;
+    return *tH * *tW;
+}
+
+/* Winograd scratch per sample: V (36, C, T) and M (36, G, T) (see wino_parts). */
+static size_t wino_per_sample(const fz_layer *L)
+{
+    int G, C, tH, tW, T = wino_tiles(L, &tH, &tW);
+    fold_dims(L, &G, &C);
+    return (size_t)FZ_WINO_XI * (size_t)(C + G) * (size_t)T;
+}
+
+/* Samples per Winograd chunk: as many as FZ_WINO_SCRATCH floats hold (V and M in the L2
+ * cache), at least one. */
+#ifndef FZ_WINO_SCRATCH
+#define FZ_WINO_SCRATCH ((size_t)1 << 18)
+#endif
+
+static int wino_chunk(const fz_layer *L, int max_batch)
+{
+    int tH, tW, T = wino_tiles(L, &tH, &tW);
+    size_t n = FZ_WINO_SCRATCH / wino_per_sample(L);
+    if (n > FZ_CONV_CHUNK) n = FZ_CONV_CHUNK;
+    if (n > (size_t)INT_MAX / (size_t)T) n = (size_t)INT_MAX / (size_t)T; /* sgemm's N */
+    if (n < 1) n = 1;
+    if (max_batch >= 1 && (size_t)max_batch < n) n = (size_t)max_batch;
+    return (int)n;
+}
+
+/* The rows of V and M are up to this many floats longer than the chunk's tiles (see
+ * spread_ld). */
+#define FZ_WINO_LD_SLACK 64
+
+/* A thread's Winograd region: V and M of a chunk, the padded image channel and dU
+ * (36, G, C). */
+static size_t wino_region(const fz_layer *L, int chunk)
+{
+    int G, C, tH, tW, T = wino_tiles(L, &tH, &tW);
+    fold_dims(L, &G, &C);
+    return (size_t)FZ_WINO_XI * (size_t)(C + G) * ((size_t)chunk * T + FZ_WINO_LD_SLACK) +
+           fz_wino_pad_floats(tH, tW) + (size_t)FZ_WINO_XI * G * C;
+}
+
+/* A thread's region on a stride-1 layer for shares of up to max_batch samples: room for
+ * the folded path and, where Winograd fits, for that path too (so that
+ * fz_conv_set_winograd may switch between them at any call). */
+static size_t stride1_region(const fz_layer *L, int max_batch)
+{
+    size_t r = folded_region(L);
+    if (winograd_fits(L)) {
+        size_t w = wino_region(L, wino_chunk(L, max_batch));
+        if (w > r) r = w;
+    }
+    return r;
+}
+
+/* The transformed weights on a stride-1 layer: folded (k, G, C*k) or U (36, G, C). */
+static size_t stride1_weights(const fz_layer *L)
+{
+    size_t n = (size_t)L->in.c * L->out.c * L->k * L->k;
+    size_t u = (size_t)FZ_WINO_XI * L->in.c * L->out.c;
+    return winograd_fits(L) && u > n ? u : n;
 }
 
 /* Samples per chunk for batches of up to max_batch: L->chunk when set, else as many as fit
@@ -293,13 +395,13 @@ static int share(int max_batch, int T) { return max_batch >= 1 ? (max_batch + T 
 static int groups_for(int T) { return T > 1 ? FZ_CONV_GROUPS * T : 1; }
 
 /* Scratch of T threads: T regions of one chunk each, then the weight and bias gradients of
- * groups 1..G-1 (group 0 adds into the layer's own), then, on the folded path, the
- * weights in its order. */
+ * groups 1..G-1 (group 0 adds into the layer's own), then, with stride 1, the weights in
+ * the order of the folded or the Winograd path. */
 static size_t scratch_floats(const fz_layer *L, int max_batch, int T)
 {
     size_t grads = fz_layer_nparams(L) * (size_t)(groups_for(T) - 1);
     if (folds(L))
-        return folded_region(L) * (size_t)T + grads + (size_t)L->in.c * L->out.c * L->k * L->k;
+        return stride1_region(L, share(max_batch, T)) * (size_t)T + grads + stride1_weights(L);
     return per_sample(L) * (size_t)max_chunk(L, share(max_batch, T)) * (size_t)T + grads;
 }
 
@@ -433,8 +535,9 @@ static void job_init(job *j, fz_layer *L, const float *x, const float *dy, float
     j->T = T;
     j->G = groups_for(T) < B ? groups_for(T) : B;
     /* the region size and the chunk cap as reserved, whatever T is now */
-    j->cmax = max_chunk(L, share(L->max_batch, Tr));
-    j->region = folds(L) ? folded_region(L) : per_sample(L) * (size_t)j->cmax;
+    j->cmax = winograd_fits(L) ? wino_chunk(L, share(L->max_batch, Tr))
+                               : max_chunk(L, share(L->max_batch, Tr));
+    j->region = folds(L) ? stride1_region(L, share(L->max_batch, Tr)) : per_sample(L) * (size_t)j->cmax;
     atomic_init(&j->next, 0);
 }
 
@@ -457,7 +560,7 @@ static void group_range(const job *j, int g, int *n0, int *n1, int *nb)
 /* Thread i's scratch region. */
 static float *region(const job *j, int i) { return j->L->scratch + j->region * (size_t)i; }
 
-/* The folded weights (k, G, C*k): after the regions and gradient buffers of the
+/* The folded weights (k, G, C*k) or Winograd's U (36, G, C): after the regions and gradient buffers of the
  * threads the scratch was reserved for. */
 static float *folded_weights(const job *j)
 {
@@ -598,13 +701,6 @@ static void col2im_folded(const geom *g, const float *xf, float *img, const floa
                 add_f(img + ((size_t)c * g->H + h) * g->W + (kj - p) + wlo,
                       row + (size_t)(h + p) * Wo + wlo, whi - wlo);
         }
-}
-
-/* The weight seen as (grid channels G, image channels C, k, k). */
-static void fold_dims(const fz_layer *L, int *G, int *C)
-{
-    *G = L->kind == FZ_CONV2D ? L->out.c : L->in.c;
-    *C = L->kind == FZ_CONV2D ? L->in.c : L->out.c;
 }
 
 /* wf (k, G, C*k) from the layer's weight (G, C, k, k) */
@@ -760,6 +856,216 @@ static void convt2d_backward_folded(job *j, float *region, int grp)
     unfold_add_weights(L, f.dwf, dw);
 }
 
+/* ---- stride 1, k = 5: Winograd F(2x2, 5x5) -----------------------------------------
+ *
+ * The layers where winograd() holds cut the grid into tiles of 2x2 and run each of the 36
+ * positions xi of the 6x6 Winograd domain as one product over a chunk of samples (see
+ * winograd.h for the transforms and the layout):
+ *   U  (36, G, C)      Gk W[o, c] Gk^T, once per call (in the weights' place of the scratch)
+ *   V  (36, C, m*T)    B^T d B of the image's 6x6 patches, the chunk's m samples side by side
+ *   M  (36, G, m*T)    forward: M[xi] = U[xi] V[xi], then A^T M A onto the grid (G, Ho, Wo)
+ *   Wt (36, G, m*T)    A g A^T of the grid's 2x2 tiles (in M's memory), for the adjoint
+ *                      (V[xi] = U[xi]^T Wt[xi], then B V B^T added onto the image) and the
+ *                      weight gradient (dU[xi] += Wt[xi] V[xi]^T, then dW += Gk^T dU Gk)
+ * Each tile costs 36 multiply-adds per channel pair instead of 100. */
+
+typedef struct wino {
+    geom g;
+    int G, C, tH, tW, T;
+    int n;           /* tiles of the chunk: the columns of V and M */
+    size_t ldv, ldm; /* their row strides */
+    const float *U;
+    float *V, *M, *pad, *dU;
+} wino;
+
+/* The row stride of a tile matrix of `rows` rows per position xi and n columns: the
+ * smallest ld in [n, n + FZ_WINO_LD_SLACK) that spreads the 36 rows a transform writes at
+ * once (xi = 0..35, rows * ld floats apart) over the most cache sets. With ld = n the
+ * stride is a power of two on vae-conv (16 * 256 floats, 16 KB), all 36 rows fall into
+ * the same set of the L1 cache and the transforms ran at a third of their speed. */
+static size_t spread_ld(size_t n, int rows)
+{
+    size_t best = n;
+    int most = 0;
+    for (size_t ld = n; ld < n + FZ_WINO_LD_SLACK; ld++) {
+        unsigned char used[64] = {0};
+        int sets = 0;
+        for (size_t xi = 0; xi < FZ_WINO_XI; xi++) {
+            size_t set = xi * rows * ld * sizeof(float) / 64 % 64; /* 64 sets of 64 B lines */
+            sets += !used[set];
+            used[set] = 1;
+        }
+        if (sets > most) {
+            most = sets;
+            best = ld;
+        }
+    }
+    return best;
+}
+
+/* A thread's region for chunks of up to nb samples: V, M, the padded image channel, dU. */
+static wino wino_parts(const job *j, float *region, int nb)
+{
+    wino w;
+    w.g = geometry(j->L);
+    fold_dims(j->L, &w.G, &w.C);
+    w.T = wino_tiles(j->L, &w.tH, &w.tW);
+    w.U = folded_weights(j);
+    size_t cols = (size_t)nb * w.T + FZ_WINO_LD_SLACK;
+    w.V = region;
+    w.M = w.V + (size_t)FZ_WINO_XI * w.C * cols;
+    w.pad = w.M + (size_t)FZ_WINO_XI * w.G * cols;
+    w.dU = w.pad + fz_wino_pad_floats(w.tH, w.tW);
+    w.n = -1;
+    return w;
+}
+
+/* Set up a chunk of m samples (the strides again only when m changed: the last chunk of a
+ * group may be shorter). */
+static void wino_chunk_of(wino *w, int m)
+{
+    if (m * w->T == w->n) return;
+    w->n = m * w->T;
+    w->ldv = spread_ld((size_t)w->n, w->C);
+    w->ldm = spread_ld((size_t)w->n, w->G);
+}
+
+/* The m samples of a chunk: V from the images img[s] (C, H, W), `stride` floats apart */
+static void wino_image_tiles(const wino *w, const float *img, size_t stride, int m)
+{
+    for (int s = 0; s < m; s++)
+        fz_wino_image_tiles(img + s * stride, w->C, w->g.H, w->g.W, w->g.p, w->tH, w->tW, w->pad,
+                            w->V + (size_t)s * w->T, w->ldv);
+}
+
+/* Wt (in M's memory) from the grids grid[s] (G, Ho, Wo) */
+static void wino_grid_tiles(const wino *w, const float *grid, size_t stride, int m)
+{
+    for (int s = 0; s < m; s++)
+        fz_wino_grid_tiles(grid + s * stride, w->G, w->g.Ho, w->g.Wo, w->tH, w->tW, w->pad,
+                           w->M + (size_t)s * w->T, w->ldm);
+}
+
+/* M[xi] (G, n) = U[xi] (G, C) * V[xi] (C, n), then onto the grids (+ bias) */
+static void wino_forward(const job *j, const wino *w, int m, const float *bias, float *grid,
+                         size_t stride)
+{
+    size_t GC = (size_t)w->G * w->C;
+    for (int xi = 0; xi < FZ_WINO_XI; xi++)
+        gemm(j, 0, 0, w->G, w->n, w->C, w->U + xi * GC, w->C, w->V + xi * w->C * w->ldv,
+             (int)w->ldv, 0.0f, w->M + xi * w->G * w->ldm, (int)w->ldm);
+    for (int s = 0; s < m; s++)
+        fz_wino_grid_untiles(w->M + (size_t)s * w->T, w->ldm, w->G, w->g.Ho, w->g.Wo, w->tH,
+                             w->tW, w->pad, bias, grid + s * stride);
+}
+
+/* V[xi] (C, n) = U[xi]^T (C, G) * Wt[xi] (G, n), then onto the images over init */
+static void wino_adjoint(const job *j, const wino *w, int m, const float *init, float *img,
+                         size_t stride)
+{
+    size_t GC = (size_t)w->G * w->C;
+    for (int xi = 0; xi < FZ_WINO_XI; xi++)
+        gemm(j, 1, 0, w->C, w->n, w->G, w->U + xi * GC, w->C, w->M + xi * w->G * w->ldm,
+             (int)w->ldm, 0.0f, w->V + xi * w->C * w->ldv, (int)w->ldv);
+    for (int s = 0; s < m; s++)
+        fz_wino_image_untiles(w->V + (size_t)s * w->T, w->ldv, w->C, w->g.H, w->g.W, w->g.p,
+                              w->tH, w->tW, w->pad, init, img + s * stride);
+}
+
+/* dU[xi] (G, C) += Wt[xi] (G, n) * V[xi]^T (n, C) */
+static void wino_weight_grad(const job *j, const wino *w)
+{
+    size_t GC = (size_t)w->G * w->C;
+    for (int xi = 0; xi < FZ_WINO_XI; xi++)
+        gemm(j, 0, 1, w->G, w->C, w->n, w->M + xi * w->G * w->ldm, (int)w->ldm,
+             w->V + xi * w->C * w->ldv, (int)w->ldv, 1.0f, w->dU + xi * GC, w->C);
+}
+
+/* Conv2d forward: V from x, y = A^T (U V) A + bias */
+static void conv2d_forward_wino(job *j, float *region, int grp)
+{
+    fz_layer *L = j->L;
+    size_t in = fz_layer_in_size(L), out = fz_layer_out_size(L);
+    int b0, b1, nb;
+    group_range(j, grp, &b0, &b1, &nb);
+    wino w = wino_parts(j, region, nb);
+    for (int n0 = b0; n0 < b1; n0 += nb) {
+        int m = b1 - n0 < nb ? b1 - n0 : nb;
+        wino_chunk_of(&w, m);
+        wino_image_tiles(&w, j->x + n0 * in, in, m);
+        wino_forward(j, &w, m, L->has_bias ? L->bias : NULL, j->y + n0 * out, out);
+    }
+}
+
+/* Conv2d backward: V from x, Wt from dy; dU += Wt V^T, db += sums of dy, dx = the adjoint */
+static void conv2d_backward_wino(job *j, float *region, int grp)
+{
+    fz_layer *L = j->L;
+    size_t in = fz_layer_in_size(L), out = fz_layer_out_size(L);
+    int b0, b1, nb;
+    group_range(j, grp, &b0, &b1, &nb);
+    wino w = wino_parts(j, region, nb);
+    int S = w.g.Ho * w.g.Wo;
+    float *db, *dw = group_grads(j, grp, &db);
+    memset(w.dU, 0, (size_t)FZ_WINO_XI * w.G * w.C * sizeof(float));
+    for (int n0 = b0; n0 < b1; n0 += nb) {
+        int m = b1 - n0 < nb ? b1 - n0 : nb;
+        wino_chunk_of(&w, m);
+        const float *dy = j->dy + n0 * out;
+        if (db)
+            for (int s = 0; s < m; s++)
+                for (int o = 0; o < w.G; o++) db[o] += sum_f(dy + s * out + (size_t)o * S, S);
+        wino_image_tiles(&w, j->x + n0 * in, in, m);
+        wino_grid_tiles(&w, dy, out, m);
+        wino_weight_grad(j, &w);
+        if (j->dx) wino_adjoint(j, &w, m, NULL, j->dx + n0 * in, in);
+    }
+    fz_wino_weights_grad_add(w.dU, w.G, w.C, dw);
+}
+
+/* ConvTranspose2d forward, the adjoint from the grid x to the image y, over the bias */
+static void convt2d_forward_wino(job *j, float *region, int grp)
+{
+    fz_layer *L = j->L;
+    size_t in = fz_layer_in_size(L), out = fz_layer_out_size(L);
+    int b0, b1, nb;
+    group_range(j, grp, &b0, &b1, &nb);
+    wino w = wino_parts(j, region, nb);
+    for (int n0 = b0; n0 < b1; n0 += nb) {
+        int m = b1 - n0 < nb ? b1 - n0 : nb;
+        wino_chunk_of(&w, m);
+        wino_grid_tiles(&w, j->x + n0 * in, in, m);
+        wino_adjoint(j, &w, m, L->has_bias ? L->bias : NULL, j->y + n0 * out, out);
+    }
+}
+
+/* ConvTranspose2d backward: V from dy, Wt from x; dU += Wt V^T, db += sums of dy, dx =
+ * A^T (U V) A (into M's memory once dU has it) */
+static void convt2d_backward_wino(job *j, float *region, int grp)
+{
+    fz_layer *L = j->L;
+    size_t in = fz_layer_in_size(L), out = fz_layer_out_size(L);
+    int b0, b1, nb;
+    group_range(j, grp, &b0, &b1, &nb);
+    wino w = wino_parts(j, region, nb);
+    int HW = w.g.H * w.g.W;
+    float *db, *dw = group_grads(j, grp, &db);
+    memset(w.dU, 0, (size_t)FZ_WINO_XI * w.G * w.C * sizeof(float));
+    for (int n0 = b0; n0 < b1; n0 += nb) {
+        int m = b1 - n0 < nb ? b1 - n0 : nb;
+        wino_chunk_of(&w, m);
+        const float *dy = j->dy + n0 * out;
+        if (db)
+            for (int s = 0; s < m; s++)
+                for (int o = 0; o < w.C; o++) db[o] += sum_f(dy + s * out + (size_t)o * HW, HW);
+        wino_image_tiles(&w, dy, out, m);
+        wino_grid_tiles(&w, j->x + n0 * in, in, m);
+        wino_weight_grad(j, &w);
+        if (j->dx) wino_forward(j, &w, m, NULL, j->dx + n0 * in, in);
+    }
+    fz_wino_weights_grad_add(w.dU, w.G, w.C, dw);
+}
+
 /* Conv2d over a chunk of m samples, S = Ho*Wo grid positions, ld = m*S:
  *   col (C*k*k, ld)    im2col of the m inputs side by side
  *   t   (O, ld)        W (O, C*k*k) * col, then scattered to y (m, O, S) with the bias */
@@ -790,7 +1096,12 @@ void fz_conv2d_forward(fz_layer *L, const float *x, float *y, int B)
 {
     job j;
     job_init(&j, L, x, NULL, y, NULL, B);
-    if (folds(L)) {
+    if (winograd(L)) {
+        int G, C;
+        fold_dims(L, &G, &C);
+        fz_wino_weights(L->weight, G, C, folded_weights(&j));
+        run_parts(&j, conv2d_forward_wino);
+    } else if (folds(L)) {
         fold_weights(L, folded_weights(&j));
         run_parts(&j, conv2d_forward_folded);
     } else {
@@ -834,7 +1145,12 @@ void fz_conv2d_backward(fz_layer *L, const float *x, const float *dy, float *dx,
 {
     job j;
     job_init(&j, L, x, dy, NULL, dx, B);
-    if (folds(L)) {
+    if (winograd(L)) {
+        int G, C;
+        fold_dims(L, &G, &C);
+        fz_wino_weights(L->weight, G, C, folded_weights(&j));
+        run_parts(&j, conv2d_backward_wino);
+    } else if (folds(L)) {
         fold_weights(L, folded_weights(&j));
         run_parts(&j, conv2d_backward_folded);
     } else {
@@ -873,7 +1189,12 @@ void fz_convt2d_forward(fz_layer *L, const float *x, float *y, int B)
 {
     job j;
     job_init(&j, L, x, NULL, y, NULL, B);
-    if (folds(L)) {
+    if (winograd(L)) {
+        int G, C;
+        fold_dims(L, &G, &C);
+        fz_wino_weights(L->weight, G, C, folded_weights(&j));
+        run_parts(&j, convt2d_forward_wino);
+    } else if (folds(L)) {
         fold_weights(L, folded_weights(&j));
         run_parts(&j, convt2d_forward_folded);
     } else {
@@ -921,7 +1242,12 @@ void fz_convt2d_backward(fz_layer *L, const float *x, const float *dy, float *dx
 {
     job j;
     job_init(&j, L, x, dy, NULL, dx, B);
-    if (folds(L)) {
+    if (winograd(L)) {
+        int G, C;
+        fold_dims(L, &G, &C);
+        fz_wino_weights(L->weight, G, C, folded_weights(&j));
+        run_parts(&j, convt2d_backward_wino);
+    } else if (folds(L)) {
         fold_weights(L, folded_weights(&j));
         run_parts(&j, convt2d_backward_folded);
     } else {

@@ -216,9 +216,10 @@ static const float *eval_layers(fz_net *net, int i0, int i1, const float *cur, i
  * others write a chunk at the start of their buffers). A Linear layer ends a run: it reads
  * its weights once per call and wants the whole batch. Every layer of a run computes each
  * row from that row alone (in evaluation BatchNorm uses its running statistics): the
- * stride-1 convolutions, one sample at a time, and the element-wise layers give the same
- * bits in chunks; convolutions of other strides run products over groups of samples, whose
- * rounding may move in the last bit with the group's width, as with another batch size. */
+ * folded stride-1 convolutions, one sample at a time, and the element-wise layers give the
+ * same bits in chunks; the Winograd convolutions (pairs of samples) and those of other
+ * strides run products over groups of samples, whose rounding may move in the last bit
+ * with the group's width, as with another batch size. */
 #define FZ_EVAL_CHUNK_FLOATS ((size_t)1 << 18) /* 1 MB */
 
 /* The run that starts at layer i (not a view): a Linear layer alone, else the layers up to

@@ -95,7 +95,8 @@ typedef struct fz_layer {
     int chunk;                   /* convolutions of stride > 1: most samples per sgemm;
                                     0 (the default) = as many as 2 MB of scratch hold.
                                     Set it before sizing the scratch and reserving.
-                                    (Stride 1 goes one sample at a time.) */
+                                    (Stride 1 goes one sample at a time, or two
+                                    on the Winograd path of conv.c.) */
     float slope;                 /* LeakyReLU negative slope */
     float p;                     /* Dropout probability of zeroing */
     float momentum, eps;         /* BatchNorm: 0.1 and 1e-5 */
@@ -155,7 +156,8 @@ size_t fz_layer_nbuffers(const fz_layer *L);
  * batch size: convolutions of stride > 1 process the batch in chunks of samples, and this
  * is the size of their largest chunk (about 2 MB, or one sample's columns when larger);
  * those of stride 1 go one sample at a time (its folded columns, their gradient and a
- * weight gradient), and add the weights in their order once. That, times the thread
+ * weight gradient), or, with a 5x5 kernel and 16 channels or more, a chunk of about 1 MB
+ * of Winograd tiles, and add the weights in their order once. That, times the thread
  * count T (fz_blas_threads(): a call splits its batch into 4T groups of samples for that
  * many threads), plus the weight and bias gradients of 4T - 1 groups when T > 1. Size the
  * scratch and reserve with the same thread count. */

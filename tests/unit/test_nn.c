@@ -356,6 +356,24 @@ static void test_convt(void)
     }
 }
 
+/* 5x5 stride-1 layers with 16 channels or more on both sides run as Winograd F(2x2, 5x5)
+ * (conv.c): small ones here, against central differences of the direct convolution, with
+ * partial tiles (odd grids) and padding. test_winograd compares the path with the folded
+ * one on larger shapes. */
+static void test_winograd(void)
+{
+    fz_layer L;
+    fz_err err;
+    CHECK_EQ_INT(fz_conv2d_init(&L, 16, 4, 5, 16, 5, 1, 1, 1, &err), 0); /* grid 2x3 */
+    gradcheck("Conv2d 16x4x5->16 k5 s1 p1 (Winograd)", &L, 2, 1, X_UNIT);
+    CHECK_EQ_INT(fz_conv2d_init(&L, 16, 5, 5, 17, 5, 1, 2, 0, &err), 0); /* grid 5x5 */
+    gradcheck("Conv2d 16x5x5->17 k5 s1 p2 no bias (Winograd)", &L, 1, 1, X_UNIT);
+    CHECK_EQ_INT(fz_convt2d_init(&L, 16, 3, 2, 16, 5, 1, 1, 0, 1, &err), 0); /* out 5x4 */
+    gradcheck("ConvT2d 16x3x2->16 k5 s1 p1 (Winograd)", &L, 2, 1, X_UNIT);
+    CHECK_EQ_INT(fz_convt2d_init(&L, 16, 1, 1, 16, 5, 1, 0, 0, 1, &err), 0); /* out 5x5 */
+    gradcheck("ConvT2d 16x1x1->16 k5 s1 p0 (Winograd)", &L, 2, 1, X_UNIT);
+}
+
 static void test_bn(void)
 {
     fz_layer L;
@@ -731,6 +749,7 @@ int main(void)
     test_linear();
     test_conv();
     test_convt();
+    test_winograd();
     test_bn();
     test_elementwise();
     test_shapes();

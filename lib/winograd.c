@@ -1,0 +1,467 @@
+/* winograd.c - the tile transforms of F(2x2, 5x5) (see winograd.h).
+ *
+ * The matrices come from Toom-Cook interpolation at the points 0, 1, -1, 1/2, -2 and
+ * infinity (exact rational arithmetic, then checked in float32 against the direct 5x5
+ * correlation on random 6x6 patches): A^T (2, 6) evaluates the product polynomial at the
+ * two outputs, A^T[i][j] = a_j^i (the last column, infinity, is (0, 1)); Gk (6, 5) evaluates
+ * the kernel, Gk[j][k] = a_j^k / prod_{l != j} (a_j - a_l) (infinity: (0, 0, 0, 0, 1)); and
+ * B^T (6, 6) is the unique solution of sum_j A^T[i][j] Gk[j][k] B^T[j][l] = [l == i + k]
+ * for all i, k, l (the 1-D correlation identity). Mean relative error per tile in float32
+ * on random data (max in brackets): 2, -2: 8.0e-7 (5.0e-6); 1/2, -2, kept: 5.6e-7 (2.7e-6);
+ * 2, -1/2: 5.8e-7 (7.2e-6); 1/2, -1/2: 8.9e-7 (6.8e-6); 2, 1/2: 1.2e-6 (9.3e-6). B^T and
+ * A^T then hold only multiples of 1/2, exact in float; the thirds and fifteenths sit in Gk,
+ * which runs once per call on the weights.
+ *
+ *   A^T = | 1  1  1   1    1  0 |
+ *         | 0  1 -1  1/2  -2  1 |
+ *
+ *   B^T = | 1  -3/2   -2   3/2    1    0 |     Gk = |    1      0     0     0     0  |
+ *         | 0    -1  1/2   5/2    1    0 |          |  1/3    1/3   1/3   1/3   1/3  |
+ *         | 0     1 -5/2   1/2    1    0 |          | -1/3    1/3  -1/3   1/3  -1/3  |
+ *         | 0    -2   -1     2    1    0 |          | -16/15 -8/15 -4/15 -2/15 -1/15 |
+ *         | 0   1/2   -1  -1/2    1    0 |          |  1/15  -2/15  4/15 -8/15 16/15 |
+ *         | 0     1 -3/2    -2  3/2    1 |          |    0      0     0     0     1  |
+ *
+ * The transforms of the data run on 8 tiles at once: every 1-D pass is a fixed loop over 8
+ * lanes that the compiler vectorises, applying the rows of B^T, B, A^T or A written out
+ * (their zeros and ones skipped), on rows laid out so that the 8 lanes are contiguous
+ * (see "image side" and "grid side" below). */
+#include <string.h>
+
+#include "winograd.h"
+
+static int winograd_on = 1;
+
+int fz_conv_set_winograd(int on)
+{
+    int prev = winograd_on;
+    winograd_on = on != 0;
+    return prev;
+}
+
+int fz_conv_winograd(void) { return winograd_on; }
+
+#define L8 8 /* tiles per pass */
+
+static const float Gk[6][5] = {
+    {1.0f, 0.0f, 0.0f, 0.0f, 0.0f},
+    {1.0f / 3, 1.0f / 3, 1.0f / 3, 1.0f / 3, 1.0f / 3},
+    {-1.0f / 3, 1.0f / 3, -1.0f / 3, 1.0f / 3, -1.0f / 3},
+    {-16.0f / 15, -8.0f / 15, -4.0f / 15, -2.0f / 15, -1.0f / 15},
+    {1.0f / 15, -2.0f / 15, 4.0f / 15, -8.0f / 15, 16.0f / 15},
+    {0.0f, 0.0f, 0.0f, 0.0f, 1.0f},
+};
+
+/* ---- 1-D passes over 8 lanes -------------------------------------------------------
+ *
+ * Each pass applies one of the four matrices to 8 lanes (8 tiles, or 8 columns of tiles)
+ * at once: input r of lane t is i_r[t], output j of lane t is o_j[t]. Inputs and outputs
+ * are separate pointers, so that a pass can read shifted windows of one row (the patches
+ * of neighbouring tiles overlap) and write straight into the rows of a tile matrix; with
+ * restrict on all of them gcc vectorises the lane loops without run-time alias checks
+ * (with one output pointer and a row stride it could not: 36 possibly overlapping rows). */
+
+typedef float lanes[L8];
+
+#define IN6 const float *restrict i0, const float *restrict i1, const float *restrict i2, \
+            const float *restrict i3, const float *restrict i4, const float *restrict i5
+#define OUT6 float *restrict o0, float *restrict o1, float *restrict o2, float *restrict o3, \
+             float *restrict o4, float *restrict o5
+
+/* o = B^T i (6 -> 6) */
+static inline void bt6(IN6, OUT6)
+{
+    for (int t = 0; t < L8; t++) {
+        float d0 = i0[t], d1 = i1[t], d2 = i2[t], d3 = i3[t], d4 = i4[t], d5 = i5[t];
+        o0[t] = d0 - 1.5f * d1 - 2.0f * d2 + 1.5f * d3 + d4;
+        o1[t] = -d1 + 0.5f * d2 + 2.5f * d3 + d4;
+        o2[t] = d1 - 2.5f * d2 + 0.5f * d3 + d4;
+        o3[t] = -2.0f * d1 - d2 + 2.0f * d3 + d4;
+        o4[t] = 0.5f * d1 - d2 - 0.5f * d3 + d4;
+        o5[t] = d1 - 1.5f * d2 - 2.0f * d3 + 1.5f * d4 + d5;
+    }
+}
+
+/* o += B i (6 -> 6): the transpose of bt6, added into o */
+static inline void b6_add(IN6, OUT6)
+{
+    for (int t = 0; t < L8; t++) {
+        float v0 = i0[t], v1 = i1[t], v2 = i2[t], v3 = i3[t], v4 = i4[t], v5 = i5[t];
+        o0[t] += v0;
+        o1[t] += -1.5f * v0 - v1 + v2 - 2.0f * v3 + 0.5f * v4 + v5;
+        o2[t] += -2.0f * v0 + 0.5f * v1 - 2.5f * v2 - v3 - v4 - 1.5f * v5;
+        o3[t] += 1.5f * v0 + 2.5f * v1 + 0.5f * v2 + 2.0f * v3 - 0.5f * v4 - 2.0f * v5;
+        o4[t] += v0 + v1 + v2 + v3 + v4 + 1.5f * v5;
+        o5[t] += v5;
+    }
+}
+
+/* o = A^T i (6 -> 2) */
+static inline void at6(IN6, float *restrict o0, float *restrict o1)
+{
+    for (int t = 0; t < L8; t++) {
+        float m0 = i0[t], m1 = i1[t], m2 = i2[t], m3 = i3[t], m4 = i4[t], m5 = i5[t];
+        o0[t] = m0 + m1 + m2 + m3 + m4;
+        o1[t] = m1 - m2 + 0.5f * m3 - 2.0f * m4 + m5;
+    }
+}
+
+/* o = A i (2 -> 6): the transpose of at6 */
+static inline void a2(const float *restrict i0, const float *restrict i1, OUT6)
+{
+    for (int t = 0; t < L8; t++) {
+        float y0 = i0[t], y1 = i1[t];
+        o0[t] = y0;
+        o1[t] = y0 + y1;
+        o2[t] = y0 - y1;
+        o3[t] = y0 + 0.5f * y1;
+        o4[t] = y0 - 2.0f * y1;
+        o5[t] = y1;
+    }
+}
+
+/* d[0..cnt) = s[0..cnt), cnt <= 8, in fixed pieces of 4, 2 and 1 (a loop of unknown
+ * length would be scalar, and these are the hot copies into and out of the products) */
+static inline void copy8(float *restrict d, const float *restrict s, int cnt)
+{
+    if (cnt == L8) {
+        memcpy(d, s, L8 * sizeof *d);
+        return;
+    }
+    int t = 0;
+    if (cnt & 4) {
+        memcpy(d, s, 4 * sizeof *d);
+        t = 4;
+    }
+    if (cnt & 2) {
+        memcpy(d + t, s + t, 2 * sizeof *d);
+        t += 2;
+    }
+    if (cnt & 1) d[t] = s[t];
+}
+
+/* d[0..8) = s[0..cnt) then zeros */
+static inline void load8(float *restrict d, const float *restrict s, int cnt)
+{
+    if (cnt < L8) memset(d, 0, L8 * sizeof *d);
+    copy8(d, s, cnt);
+}
+
+static inline void store8(float *restrict d, const float *restrict s, int cnt) { copy8(d, s, cnt); }
+
+
+/* ---- weights ------------------------------------------------------------------------ */
+
+void fz_wino_weights(const float *w, int G, int C, float *U)
+{
+    size_t GC = (size_t)G * C;
+    for (int o = 0; o < G; o++)
+        for (int c = 0; c < C; c++) {
+            const float *g = w + ((size_t)o * C + c) * 25;
+            float t[6][5]; /* Gk g */
+            for (int i = 0; i < 6; i++)
+                for (int l = 0; l < 5; l++) {
+                    float s = 0.0f;
+                    for (int k = 0; k < 5; k++) s += Gk[i][k] * g[k * 5 + l];
+                    t[i][l] = s;
+                }
+            for (int i = 0; i < 6; i++)
+                for (int jj = 0; jj < 6; jj++) {
+                    float s = 0.0f;
+                    for (int l = 0; l < 5; l++) s += t[i][l] * Gk[jj][l];
+                    U[(size_t)(i * 6 + jj) * GC + (size_t)o * C + c] = s;
+                }
+        }
+}
+
+void fz_wino_weights_grad_add(const float *dU, int G, int C, float *dw)
+{
+    size_t GC = (size_t)G * C;
+    for (int o = 0; o < G; o++)
+        for (int c = 0; c < C; c++) {
+            float u[6][6], t[5][6]; /* t = Gk^T u */
+            for (int xi = 0; xi < 36; xi++) u[xi / 6][xi % 6] = dU[(size_t)xi * GC + (size_t)o * C + c];
+            for (int k = 0; k < 5; k++)
+                for (int jj = 0; jj < 6; jj++) {
+                    float s = 0.0f;
+                    for (int i = 0; i < 6; i++) s += Gk[i][k] * u[i][jj];
+                    t[k][jj] = s;
+                }
+            float *g = dw + ((size_t)o * C + c) * 25;
+            for (int k = 0; k < 5; k++)
+                for (int l = 0; l < 5; l++) {
+                    float s = 0.0f;
+                    for (int jj = 0; jj < 6; jj++) s += t[k][jj] * Gk[jj][l];
+                    g[k * 5 + l] += s;
+                }
+        }
+}
+
+/* ---- image side: patches of 6x6 -----------------------------------------------------
+ *
+ * One channel at a time, in the pad scratch:
+ *   E, O (Hp, Wq)      the zero-padded image split into its even and odd columns:
+ *                      padded pixel (R, 2q) at E[R][q], (R, 2q + 1) at O[R][q], image pixel
+ *                      (h, w) at padded (h + p, w + p); Hp = 2tH + 4 rows, Wq = W8 + 8
+ *   Hb (Hp, 6, Wb)     the rows transformed along their width: Hb[R][j][8 + tw] = row j of
+ *                      B^T applied to padded row R, columns 2tw .. 2tw + 5 (the patch of the
+ *                      tiles in column tw), W8 = tW rounded up to 8, Wb = W8 + 16 (8 zeros
+ *                      either side, for the shifted reads of the adjoint)
+ * Tile (th, tw) covers padded rows 2th .. 2th + 5 and columns 2tw .. 2tw + 5, i.e. E and O
+ * at tw, tw + 1, tw + 2: 8 tiles of a tile row are then 6 contiguous windows of E and O,
+ * and each padded row is transformed once along its width for the 3 tile rows that share
+ * it (the patches overlap by 4 rows), then the columns of Hb once per tile row. Every
+ * image pixel fits: the grid has Ho = H + 2p - 4 <= 2tH rows, so H - 1 + p <= 2tH + 3. */
+
+static int round8(int n) { return (n + L8 - 1) / L8 * L8; }
+
+size_t fz_wino_pad_floats(int tH, int tW)
+{
+    size_t Hp = (size_t)2 * tH + 4, W8 = (size_t)round8(tW);
+    return Hp * (2 * (W8 + L8) + 6 * (W8 + 2 * L8)) + 4 * ((size_t)tH * tW + L8);
+}
+
+typedef struct planes {
+    int Hp, Wq, W8, Wb;
+    float *E, *O, *Hb;
+} planes;
+
+static planes planes_of(float *pad, int tH, int tW)
+{
+    planes q;
+    q.Hp = 2 * tH + 4;
+    q.W8 = round8(tW);
+    q.Wq = q.W8 + L8;
+    q.Wb = q.W8 + 2 * L8;
+    q.E = pad;
+    q.O = q.E + (size_t)q.Hp * q.Wq;
+    q.Hb = q.O + (size_t)q.Hp * q.Wq;
+    return q;
+}
+
+/* Hb[R][j] at column 0 */
+static float *hb_row(const planes *q, int R, int j)
+{
+    return q->Hb + ((size_t)R * 6 + j) * q->Wb + L8;
+}
+
+void fz_wino_image_tiles(const float *img, int C, int H, int W, int p, int tH, int tW,
+                         float *pad, float *V, size_t ld)
+{
+    planes q = planes_of(pad, tH, tW);
+    lanes v[6];
+    for (int c = 0; c < C; c++) {
+        memset(q.E, 0, 2 * (size_t)q.Hp * q.Wq * sizeof *q.E);
+        for (int h = 0; h < H; h++) {
+            const float *src = img + ((size_t)c * H + h) * W;
+            float *e = q.E + (size_t)(h + p) * q.Wq, *o = q.O + (size_t)(h + p) * q.Wq;
+            /* pixel w at padded column x = w + p: to E when x is even, O when odd */
+            float *even = (p & 1 ? o : e) + p / 2, *odd = (p & 1 ? e + 1 : o) + p / 2;
+            int k = 0;
+            for (; 2 * k + 1 < W; k++) {
+                even[k] = src[2 * k];
+                odd[k] = src[2 * k + 1];
+            }
+            if (2 * k < W) even[k] = src[2 * k];
+        }
+        /* along the width: Hb[R][j] */
+        for (int R = 0; R < q.Hp; R++) {
+            const float *e = q.E + (size_t)R * q.Wq, *o = q.O + (size_t)R * q.Wq;
+            for (int tw0 = 0; tw0 < tW; tw0 += L8) {
+                bt6(e + tw0, o + tw0, e + tw0 + 1, o + tw0 + 1, e + tw0 + 2, o + tw0 + 2,
+                    hb_row(&q, R, 0) + tw0, hb_row(&q, R, 1) + tw0, hb_row(&q, R, 2) + tw0,
+                    hb_row(&q, R, 3) + tw0, hb_row(&q, R, 4) + tw0, hb_row(&q, R, 5) + tw0);
+            }
+        }
+        /* down the columns: V row (i, j) */
+        size_t rs = (size_t)6 * q.Wb; /* one padded row of Hb */
+        for (int th = 0; th < tH; th++)
+            for (int j = 0; j < 6; j++)
+                for (int tw0 = 0; tw0 < tW; tw0 += L8) {
+                    const float *b = hb_row(&q, 2 * th, j) + tw0;
+                    int cnt = tW - tw0 < L8 ? tW - tw0 : L8;
+                    float *dst = V + (size_t)c * ld + (size_t)th * tW + tw0 + (size_t)j * C * ld;
+                    size_t xs = (size_t)6 * C * ld; /* from row (i, j) to (i + 1, j) */
+                    if (cnt == L8) {
+                        bt6(b, b + rs, b + 2 * rs, b + 3 * rs, b + 4 * rs, b + 5 * rs, dst,
+                            dst + xs, dst + 2 * xs, dst + 3 * xs, dst + 4 * xs, dst + 5 * xs);
+                        continue;
+                    }
+                    bt6(b, b + rs, b + 2 * rs, b + 3 * rs, b + 4 * rs, b + 5 * rs, v[0], v[1],
+                        v[2], v[3], v[4], v[5]);
+                    for (int i = 0; i < 6; i++) store8(dst + i * xs, v[i], cnt);
+                }
+    }
+}
+
+/* The adjoint of the pass along the width, for 8 columns q of E and O: column q of E gets
+ * row 0 of B applied to the 6 rows of Hb at q, row 2 at q - 1, row 4 at q - 2 (the three
+ * tiles whose patches cover it); O likewise rows 1, 3, 5. h: the 6 rows of Hb at q. */
+static inline void b6_back(const float *restrict h0, const float *restrict h1,
+                           const float *restrict h2, const float *restrict h3,
+                           const float *restrict h4, const float *restrict h5,
+                           float *restrict e, float *restrict o)
+{
+    for (int t = 0; t < L8; t++) {
+        float a0 = h0[t], a1 = h1[t], a2v = h2[t], a3 = h3[t], a4 = h4[t], a5 = h5[t];
+        float b0 = h0[t - 1], b1 = h1[t - 1], b2 = h2[t - 1], b3 = h3[t - 1], b4 = h4[t - 1],
+              b5 = h5[t - 1];
+        float c0 = h0[t - 2], c1 = h1[t - 2], c2 = h2[t - 2], c3 = h3[t - 2], c4 = h4[t - 2],
+              c5 = h5[t - 2];
+        e[t] = a0 + (-2.0f * b0 + 0.5f * b1 - 2.5f * b2 - b3 - b4 - 1.5f * b5) +
+               (c0 + c1 + c2 + c3 + c4 + 1.5f * c5);
+        o[t] = (-1.5f * a0 - a1 + a2v - 2.0f * a3 + 0.5f * a4 + a5) +
+               (1.5f * b0 + 2.5f * b1 + 0.5f * b2 + 2.0f * b3 - 0.5f * b4 - 2.0f * b5) + c5;
+    }
+}
+
+void fz_wino_image_untiles(const float *Nt, size_t ld, int C, int H, int W, int p, int tH,
+                           int tW, float *pad, const float *init, float *img)
+{
+    planes q = planes_of(pad, tH, tW);
+    lanes n[6];
+    size_t rs = (size_t)6 * q.Wb;
+    for (int c = 0; c < C; c++) {
+        memset(q.Hb, 0, (size_t)q.Hp * rs * sizeof *q.Hb);
+        /* up the columns: Hb[2th + r][j] += B (rows i of the tile row th) */
+        for (int th = 0; th < tH; th++)
+            for (int j = 0; j < 6; j++)
+                for (int tw0 = 0; tw0 < tW; tw0 += L8) {
+                    int cnt = tW - tw0 < L8 ? tW - tw0 : L8;
+                    const float *src = Nt + (size_t)c * ld + (size_t)th * tW + tw0 + (size_t)j * C * ld;
+                    size_t xs = (size_t)6 * C * ld; /* from row (i, j) to (i + 1, j) */
+                    float *hb = hb_row(&q, 2 * th, j) + tw0;
+                    if (cnt == L8) {
+                        b6_add(src, src + xs, src + 2 * xs, src + 3 * xs, src + 4 * xs,
+                               src + 5 * xs, hb, hb + rs, hb + 2 * rs, hb + 3 * rs, hb + 4 * rs,
+                               hb + 5 * rs);
+                        continue;
+                    }
+                    for (int i = 0; i < 6; i++) load8(n[i], src + i * xs, cnt);
+                    b6_add(n[0], n[1], n[2], n[3], n[4], n[5], hb, hb + rs, hb + 2 * rs,
+                           hb + 3 * rs, hb + 4 * rs, hb + 5 * rs);
+                }
+        /* back along the width, E and O at columns 0 .. tW + 1 */
+        for (int R = 0; R < q.Hp; R++) {
+            float *e = q.E + (size_t)R * q.Wq, *o = q.O + (size_t)R * q.Wq;
+            for (int q0 = 0; q0 < tW + 2; q0 += L8) {
+                const float *h = hb_row(&q, R, 0) + q0;
+                b6_back(h, h + q.Wb, h + 2 * q.Wb, h + 3 * q.Wb, h + 4 * q.Wb, h + 5 * q.Wb,
+                        e + q0, o + q0);
+            }
+        }
+        float v = init ? init[c] : 0.0f;
+        for (int h = 0; h < H; h++) {
+            float *dst = img + ((size_t)c * H + h) * W;
+            const float *e = q.E + (size_t)(h + p) * q.Wq, *o = q.O + (size_t)(h + p) * q.Wq;
+            const float *even = (p & 1 ? o : e) + p / 2, *odd = (p & 1 ? e + 1 : o) + p / 2;
+            int k = 0;
+            for (; 2 * k + 1 < W; k++) {
+                dst[2 * k] = v + even[k];
+                dst[2 * k + 1] = v + odd[k];
+            }
+            if (2 * k < W) dst[2 * k] = v + even[k];
+        }
+    }
+}
+
+/* ---- grid side: tiles of 2x2 ----------------------------------------------------------
+ *
+ * One channel at a time, through four planes in the pad scratch (after the image side's
+ * planes): P[b * 2 + a][t] = grid[2th + a][2tw + b] for tile t = th*tW + tw (zero beyond the
+ * grid), T + 8 floats each. The planes hold the tiles in the order of the matrix columns,
+ * so the transforms run on 8 consecutive tiles with plain vector loads and stores, across
+ * tile rows (vae-conv's 12x12 grid has 6 tiles a row); the pixels are moved between grid
+ * and planes in one pass per channel. */
+
+static float *grid_planes(float *pad, int tH, int tW)
+{
+    size_t Hp = (size_t)2 * tH + 4, W8 = (size_t)round8(tW);
+    return pad + Hp * (2 * (W8 + L8) + 6 * (W8 + 2 * L8));
+}
+
+void fz_wino_grid_untiles(const float *M, size_t ld, int G, int Ho, int Wo, int tH, int tW,
+                          float *pad, const float *bias, float *grid)
+{
+    int T = tH * tW;
+    size_t np = (size_t)T + L8;
+    float *P = grid_planes(pad, tH, tW);
+    lanes m[6], r[12];
+    for (int o = 0; o < G; o++) {
+        const float *src = M + (size_t)o * ld;
+        for (int t0 = 0; t0 < T; t0 += L8) {
+            int cnt = T - t0 < L8 ? T - t0 : L8;
+            /* r (6 rows i, 2 columns) = m A along the rows, then A^T r into the planes
+             * (P[bb * 2 + a]: row a, column bb of each tile) */
+            size_t xs = (size_t)G * ld; /* from row (xi, o) to (xi + 1, o) */
+            for (int i = 0; i < 6; i++) {
+                const float *mi = src + (size_t)6 * i * xs + t0;
+                if (cnt == L8) {
+                    at6(mi, mi + xs, mi + 2 * xs, mi + 3 * xs, mi + 4 * xs, mi + 5 * xs, r[2 * i],
+                        r[2 * i + 1]);
+                    continue;
+                }
+                for (int jj = 0; jj < 6; jj++) load8(m[jj], mi + jj * xs, cnt);
+                at6(m[0], m[1], m[2], m[3], m[4], m[5], r[2 * i], r[2 * i + 1]);
+            }
+            for (int bb = 0; bb < 2; bb++)
+                at6(r[bb], r[2 + bb], r[4 + bb], r[6 + bb], r[8 + bb], r[10 + bb],
+                    P + (size_t)(2 * bb) * np + t0, P + (size_t)(2 * bb + 1) * np + t0);
+        }
+        float b = bias ? bias[o] : 0.0f;
+        float *out = grid + (size_t)o * Ho * Wo;
+        for (int oh = 0; oh < Ho; oh++) {
+            const float *even = P + (oh & 1) * np + (size_t)(oh / 2) * tW, *odd = even + 2 * np;
+            float *row = out + (size_t)oh * Wo;
+            int k = 0;
+            for (; 2 * k + 1 < Wo; k++) {
+                row[2 * k] = even[k] + b;
+                row[2 * k + 1] = odd[k] + b;
+            }
+            if (2 * k < Wo) row[2 * k] = even[k] + b;
+        }
+    }
+}
+
+void fz_wino_grid_tiles(const float *grid, int G, int Ho, int Wo, int tH, int tW, float *pad,
+                        float *Wt, size_t ld)
+{
+    int T = tH * tW;
+    size_t np = (size_t)T + L8;
+    float *P = grid_planes(pad, tH, tW);
+    lanes r[12], w[6];
+    memset(P, 0, 4 * np * sizeof *P);
+    for (int o = 0; o < G; o++) {
+        const float *in = grid + (size_t)o * Ho * Wo;
+        for (int oh = 0; oh < Ho; oh++) {
+            float *even = P + (oh & 1) * np + (size_t)(oh / 2) * tW, *odd = even + 2 * np;
+            const float *row = in + (size_t)oh * Wo;
+            int k = 0;
+            for (; 2 * k + 1 < Wo; k++) {
+                even[k] = row[2 * k];
+                odd[k] = row[2 * k + 1];
+            }
+            if (2 * k < Wo) even[k] = row[2 * k]; /* odd Wo: the last column stays zero */
+        }
+        float *dst = Wt + (size_t)o * ld;
+        for (int t0 = 0; t0 < T; t0 += L8) {
+            int cnt = T - t0 < L8 ? T - t0 : L8;
+            /* r (6 rows i, 2 columns b) = A g down each column b, then w = A r[i] per row i */
+            for (int bb = 0; bb < 2; bb++) {
+                const float *pa = P + (size_t)(2 * bb) * np + t0;
+                a2(pa, pa + np, r[bb], r[2 + bb], r[4 + bb], r[6 + bb], r[8 + bb], r[10 + bb]);
+            }
+            size_t xs = (size_t)G * ld; /* from row (xi, o) to (xi + 1, o) */
+            for (int i = 0; i < 6; i++) {
+                float *di = dst + (size_t)6 * i * xs + t0;
+                if (cnt == L8) {
+                    a2(r[2 * i], r[2 * i + 1], di, di + xs, di + 2 * xs, di + 3 * xs, di + 4 * xs,
+                       di + 5 * xs);
+                    continue;
+                }
+                a2(r[2 * i], r[2 * i + 1], w[0], w[1], w[2], w[3], w[4], w[5]);
+                for (int jj = 0; jj < 6; jj++) store8(di + jj * xs, w[jj], cnt);
+            }
+        }
+    }
+}
