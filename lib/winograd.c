@@ -152,24 +152,38 @@ static inline void store8(float *restrict d, const float *restrict s, int cnt) {
 
 /* ---- weights ------------------------------------------------------------------------ */
 
+/* Both run on 8 image channels c at once (the lanes), which are contiguous in U: the 25
+ * weights of 8 channels are gathered into gt[25][8] first. The products are written out
+ * in the same order as a one-channel loop would take them, so the lanes change no bits. */
 void fz_wino_weights(const float *w, int G, int C, float *U)
 {
     size_t GC = (size_t)G * C;
     for (int o = 0; o < G; o++)
-        for (int c = 0; c < C; c++) {
-            const float *g = w + ((size_t)o * C + c) * 25;
-            float t[6][5]; /* Gk g */
+        for (int c0 = 0; c0 < C; c0 += L8) {
+            int cnt = C - c0 < L8 ? C - c0 : L8;
+            float gt[25][L8], t[6][5][L8], u[L8];
+            memset(gt, 0, sizeof gt);
+            for (int l = 0; l < cnt; l++) {
+                const float *g = w + ((size_t)o * C + c0 + l) * 25;
+                for (int k = 0; k < 25; k++) gt[k][l] = g[k];
+            }
+            /* t = Gk g (6, 5) */
             for (int i = 0; i < 6; i++)
-                for (int l = 0; l < 5; l++) {
-                    float s = 0.0f;
-                    for (int k = 0; k < 5; k++) s += Gk[i][k] * g[k * 5 + l];
-                    t[i][l] = s;
-                }
+                for (int l = 0; l < 5; l++)
+                    for (int z = 0; z < L8; z++) {
+                        float acc = 0.0f;
+                        for (int k = 0; k < 5; k++) acc += Gk[i][k] * gt[k * 5 + l][z];
+                        t[i][l][z] = acc;
+                    }
+            /* U (6, 6) = t Gk^T */
             for (int i = 0; i < 6; i++)
                 for (int jj = 0; jj < 6; jj++) {
-                    float s = 0.0f;
-                    for (int l = 0; l < 5; l++) s += t[i][l] * Gk[jj][l];
-                    U[(size_t)(i * 6 + jj) * GC + (size_t)o * C + c] = s;
+                    for (int z = 0; z < L8; z++) {
+                        float acc = 0.0f;
+                        for (int l = 0; l < 5; l++) acc += t[i][l][z] * Gk[jj][l];
+                        u[z] = acc;
+                    }
+                    store8(U + (size_t)(i * 6 + jj) * GC + (size_t)o * C + c0, u, cnt);
                 }
         }
 }
@@ -178,22 +192,30 @@ void fz_wino_weights_grad_add(const float *dU, int G, int C, float *dw)
 {
     size_t GC = (size_t)G * C;
     for (int o = 0; o < G; o++)
-        for (int c = 0; c < C; c++) {
-            float u[6][6], t[5][6]; /* t = Gk^T u */
-            for (int xi = 0; xi < 36; xi++) u[xi / 6][xi % 6] = dU[(size_t)xi * GC + (size_t)o * C + c];
+        for (int c0 = 0; c0 < C; c0 += L8) {
+            int cnt = C - c0 < L8 ? C - c0 : L8;
+            float u[36][L8], t[5][6][L8], gt[25][L8];
+            for (int xi = 0; xi < 36; xi++) load8(u[xi], dU + (size_t)xi * GC + (size_t)o * C + c0, cnt);
+            /* t = Gk^T u (5, 6) */
             for (int k = 0; k < 5; k++)
-                for (int jj = 0; jj < 6; jj++) {
-                    float s = 0.0f;
-                    for (int i = 0; i < 6; i++) s += Gk[i][k] * u[i][jj];
-                    t[k][jj] = s;
-                }
-            float *g = dw + ((size_t)o * C + c) * 25;
+                for (int jj = 0; jj < 6; jj++)
+                    for (int z = 0; z < L8; z++) {
+                        float acc = 0.0f;
+                        for (int i = 0; i < 6; i++) acc += Gk[i][k] * u[i * 6 + jj][z];
+                        t[k][jj][z] = acc;
+                    }
+            /* g (5, 5) = t Gk */
             for (int k = 0; k < 5; k++)
-                for (int l = 0; l < 5; l++) {
-                    float s = 0.0f;
-                    for (int jj = 0; jj < 6; jj++) s += t[k][jj] * Gk[jj][l];
-                    g[k * 5 + l] += s;
-                }
+                for (int l = 0; l < 5; l++)
+                    for (int z = 0; z < L8; z++) {
+                        float acc = 0.0f;
+                        for (int jj = 0; jj < 6; jj++) acc += t[k][jj][z] * Gk[jj][l];
+                        gt[k * 5 + l][z] = acc;
+                    }
+            for (int l = 0; l < cnt; l++) {
+                float *g = dw + ((size_t)o * C + c0 + l) * 25;
+                for (int k = 0; k < 25; k++) g[k] += gt[k][l];
+            }
         }
 }
 
