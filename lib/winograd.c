@@ -169,20 +169,18 @@ void fz_wino_weights(const float *w, int G, int C, float *U)
             }
             /* t = Gk g (6, 5) */
             for (int i = 0; i < 6; i++)
-                for (int l = 0; l < 5; l++)
-                    for (int z = 0; z < L8; z++) {
-                        float acc = 0.0f;
-                        for (int k = 0; k < 5; k++) acc += Gk[i][k] * gt[k * 5 + l][z];
-                        t[i][l][z] = acc;
-                    }
+                for (int l = 0; l < 5; l++) {
+                    float acc[L8] = {0};
+                    for (int k = 0; k < 5; k++)
+                        for (int z = 0; z < L8; z++) acc[z] += Gk[i][k] * gt[k * 5 + l][z];
+                    memcpy(t[i][l], acc, sizeof acc);
+                }
             /* U (6, 6) = t Gk^T */
             for (int i = 0; i < 6; i++)
                 for (int jj = 0; jj < 6; jj++) {
-                    for (int z = 0; z < L8; z++) {
-                        float acc = 0.0f;
-                        for (int l = 0; l < 5; l++) acc += t[i][l][z] * Gk[jj][l];
-                        u[z] = acc;
-                    }
+                    memset(u, 0, sizeof u);
+                    for (int l = 0; l < 5; l++)
+                        for (int z = 0; z < L8; z++) u[z] += t[i][l][z] * Gk[jj][l];
                     store8(U + (size_t)(i * 6 + jj) * GC + (size_t)o * C + c0, u, cnt);
                 }
         }
@@ -198,20 +196,20 @@ void fz_wino_weights_grad_add(const float *dU, int G, int C, float *dw)
             for (int xi = 0; xi < 36; xi++) load8(u[xi], dU + (size_t)xi * GC + (size_t)o * C + c0, cnt);
             /* t = Gk^T u (5, 6) */
             for (int k = 0; k < 5; k++)
-                for (int jj = 0; jj < 6; jj++)
-                    for (int z = 0; z < L8; z++) {
-                        float acc = 0.0f;
-                        for (int i = 0; i < 6; i++) acc += Gk[i][k] * u[i * 6 + jj][z];
-                        t[k][jj][z] = acc;
-                    }
+                for (int jj = 0; jj < 6; jj++) {
+                    float acc[L8] = {0};
+                    for (int i = 0; i < 6; i++)
+                        for (int z = 0; z < L8; z++) acc[z] += Gk[i][k] * u[i * 6 + jj][z];
+                    memcpy(t[k][jj], acc, sizeof acc);
+                }
             /* g (5, 5) = t Gk */
             for (int k = 0; k < 5; k++)
-                for (int l = 0; l < 5; l++)
-                    for (int z = 0; z < L8; z++) {
-                        float acc = 0.0f;
-                        for (int jj = 0; jj < 6; jj++) acc += t[k][jj][z] * Gk[jj][l];
-                        gt[k * 5 + l][z] = acc;
-                    }
+                for (int l = 0; l < 5; l++) {
+                    float acc[L8] = {0};
+                    for (int jj = 0; jj < 6; jj++)
+                        for (int z = 0; z < L8; z++) acc[z] += t[k][jj][z] * Gk[jj][l];
+                    memcpy(gt[k * 5 + l], acc, sizeof acc);
+                }
             for (int l = 0; l < cnt; l++) {
                 float *g = dw + ((size_t)o * C + c0 + l) * 25;
                 for (int k = 0; k < 25; k++) g[k] += gt[k][l];
