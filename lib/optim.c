@@ -214,7 +214,7 @@ static size_t piece_size(size_t n)
     return per > FZ_OPT_PIECE ? per : FZ_OPT_PIECE;
 }
 
-typedef enum { PASS_STEP, PASS_SUMSQ, PASS_SCALE, PASS_ZERO } pass_kind;
+typedef enum { PASS_STEP, PASS_STEP_ZERO, PASS_SUMSQ, PASS_SCALE, PASS_ZERO } pass_kind;
 
 typedef struct pass_job {
     pass_kind kind;
@@ -234,8 +234,10 @@ static void pass_range(void *arg, size_t k, size_t lo, size_t hi)
     pass_job *j = arg;
     switch (j->kind) {
     case PASS_STEP:
+    case PASS_STEP_ZERO:
         if (j->o->conf.kind == FZ_OPT_SGD) sgd_range(j->o, j->p, j->g, j->frozen, j->lr, lo, hi);
         else adam_range(j->o, j->p, j->g, j->frozen, j->lr, lo, hi);
+        if (j->kind == PASS_STEP_ZERO) memset(j->g + lo, 0, (hi - lo) * sizeof(float));
         break;
     case PASS_SUMSQ: j->sums[k] = sum_sq(j->g + lo, hi - lo); break;
     case PASS_SCALE:
@@ -258,6 +260,15 @@ void fz_optim_step(fz_optim *o, float *params, const float *grads,
     o->step++;
     pass_job j = {.kind = PASS_STEP, .o = o, .p = params, .g = (float *)grads,
                   .frozen = frozen, .lr = lr, .n = o->n};
+    run_pass(&j);
+}
+
+void fz_optim_step_zero(fz_optim *o, float *params, float *grads, const unsigned char *frozen,
+                        double lr)
+{
+    o->step++;
+    pass_job j = {.kind = PASS_STEP_ZERO, .o = o, .p = params, .g = grads, .frozen = frozen,
+                  .lr = lr, .n = o->n};
     run_pass(&j);
 }
 

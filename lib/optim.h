@@ -81,6 +81,11 @@ int fz_optim_restore(fz_optim *o, const float *state, size_t len, double step, f
  * with the same bits on any number of threads (as fz_clip_grad_norm and fz_zero_par). */
 void fz_optim_step(fz_optim *o, float *params, const float *grads,
                    const unsigned char *frozen, double lr);
+/* The same update, then every gradient (all n, frozen or not) set to zero, piece by piece
+ * right after its update while it is in the cache: for a training loop that would zero
+ * the gradients before its next backward pass anyway (one pass over them fewer). */
+void fz_optim_step_zero(fz_optim *o, float *params, float *grads, const unsigned char *frozen,
+                        double lr);
 
 /* Gradient-norm clipping as torch.nn.utils.clip_grad_norm_: norm = L2 norm of grads (n)
  * (accumulated in double, piece by piece of 32768 or more floats, the pieces added in

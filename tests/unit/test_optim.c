@@ -465,6 +465,31 @@ static void test_threaded(void)
         CHECK(memcmp(p[1], piecewise, BIG * sizeof(float)) == 0);
         CHECK(p[1][32000] == 32000 % 97 * 0.01f && p[1][BIG - 1] == (BIG - 1) % 97 * 0.01f);
         CHECK(p[1][31999] != 31999 % 97 * 0.01f && p[1][33500] != 33500 % 97 * 0.01f);
+        /* fz_optim_step_zero: the same update on two threads, and every gradient zero
+         * after it, the frozen ones too */
+        {
+            fz_optim zo;
+            float *zp = malloc(BIG * sizeof(float)), *zg = malloc(BIG * sizeof(float));
+            CHECK(zp && zg);
+            if (!zp || !zg) return;
+            for (size_t i = 0; i < BIG; i++) zp[i] = (float)(i % 97) * 0.01f;
+            CHECK_EQ_INT(fz_optim_init(&zo, &c, BIG, &err), 0);
+            fz_blas_set_threads(2);
+            size_t left = 0;
+            for (int s = 0; s < 3; s++) {
+                memcpy(zg, g, BIG * sizeof(float));
+                fz_optim_step_zero(&zo, zp, zg, frozen, 1e-2);
+                for (size_t i = 0; i < BIG; i++) left += zg[i] != 0;
+            }
+            CHECK_MSG(left == 0, "%s: %zu gradients left after fz_optim_step_zero",
+                      fz_opt_kind_name(kinds[k]), left);
+            CHECK(memcmp(zp, p[1], BIG * sizeof(float)) == 0);
+            CHECK(memcmp(zo.m, o[1].m, BIG * sizeof(float)) == 0);
+            fz_blas_set_threads(1);
+            fz_optim_free(&zo);
+            free(zp);
+            free(zg);
+        }
         for (int t = 0; t < 2; t++) {
             fz_optim_free(&o[t]);
             free(p[t]);
