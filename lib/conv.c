@@ -997,28 +997,37 @@ static void conv2d_forward_wino(job *j, float *region, int grp)
     }
 }
 
-/* Conv2d backward: V from x, Wt from dy; dU += Wt V^T, db += sums of dy, dx = the adjoint */
-static void conv2d_backward_wino(job *j, float *region, int grp)
+/* The backward of both kinds, the grid (G channels) and the image (C channels) being the
+ * output and the input of a Conv2d and the other way round for a ConvTranspose2d:
+ *   V from the image side (Conv2d: x, ConvTranspose2d: dy), Wt from the grid side (dy, x);
+ *   dU += Wt V^T; db += the sums of dy (over its G or C channels);
+ *   dx = the adjoint of the grid (Conv2d) or A^T (U V) A onto the grid (ConvTranspose2d, in
+ *   M's memory once dU has it). */
+static void backward_wino(job *j, float *region, int grp)
 {
     fz_layer *L = j->L;
+    int conv = L->kind == FZ_CONV2D;
     size_t in = fz_layer_in_size(L), out = fz_layer_out_size(L);
     int b0, b1, nb;
     group_range(j, grp, &b0, &b1, &nb);
     wino w = wino_parts(j, region, nb);
-    int S = w.g.Ho * w.g.Wo;
+    int dyc = conv ? w.G : w.C;                                /* channels of dy */
+    int dys = conv ? w.g.Ho * w.g.Wo : w.g.H * w.g.W;          /* and their size */
     float *db, *dw = group_grads(j, grp, &db);
     memset(w.dU, 0, (size_t)FZ_WINO_XI * w.G * w.C * sizeof(float));
     for (int n0 = b0; n0 < b1; n0 += nb) {
         int m = b1 - n0 < nb ? b1 - n0 : nb;
         wino_chunk_of(&w, m);
-        const float *dy = j->dy + n0 * out;
+        const float *dy = j->dy + n0 * out, *x = j->x + n0 * in;
         if (db)
             for (int s = 0; s < m; s++)
-                for (int o = 0; o < w.G; o++) db[o] += sum_f(dy + s * out + (size_t)o * S, S);
-        wino_image_tiles(&w, j->x + n0 * in, in, m);
-        wino_grid_tiles(&w, dy, out, m);
+                for (int o = 0; o < dyc; o++) db[o] += sum_f(dy + s * out + (size_t)o * dys, dys);
+        wino_image_tiles(&w, conv ? x : dy, conv ? in : out, m);
+        wino_grid_tiles(&w, conv ? dy : x, conv ? out : in, m);
         wino_weight_grad(j, &w);
-        if (j->dx) wino_adjoint(j, &w, m, NULL, j->dx + n0 * in, in);
+        if (!j->dx) continue;
+        if (conv) wino_adjoint(j, &w, m, NULL, j->dx + n0 * in, in);
+        else wino_forward(j, &w, m, NULL, j->dx + n0 * in, in);
     }
     fz_wino_weights_grad_add(w.dU, w.G, w.C, dw);
 }
@@ -1037,33 +1046,6 @@ static void convt2d_forward_wino(job *j, float *region, int grp)
         wino_grid_tiles(&w, j->x + n0 * in, in, m);
         wino_adjoint(j, &w, m, L->has_bias ? L->bias : NULL, j->y + n0 * out, out);
     }
-}
-
-/* ConvTranspose2d backward: V from dy, Wt from x; dU += Wt V^T, db += sums of dy, dx =
- * A^T (U V) A (into M's memory once dU has it) */
-static void convt2d_backward_wino(job *j, float *region, int grp)
-{
-    fz_layer *L = j->L;
-    size_t in = fz_layer_in_size(L), out = fz_layer_out_size(L);
-    int b0, b1, nb;
-    group_range(j, grp, &b0, &b1, &nb);
-    wino w = wino_parts(j, region, nb);
-    int HW = w.g.H * w.g.W;
-    float *db, *dw = group_grads(j, grp, &db);
-    memset(w.dU, 0, (size_t)FZ_WINO_XI * w.G * w.C * sizeof(float));
-    for (int n0 = b0; n0 < b1; n0 += nb) {
-        int m = b1 - n0 < nb ? b1 - n0 : nb;
-        wino_chunk_of(&w, m);
-        const float *dy = j->dy + n0 * out;
-        if (db)
-            for (int s = 0; s < m; s++)
-                for (int o = 0; o < w.C; o++) db[o] += sum_f(dy + s * out + (size_t)o * HW, HW);
-        wino_image_tiles(&w, dy, out, m);
-        wino_grid_tiles(&w, j->x + n0 * in, in, m);
-        wino_weight_grad(j, &w);
-        if (j->dx) wino_forward(j, &w, m, NULL, j->dx + n0 * in, in);
-    }
-    fz_wino_weights_grad_add(w.dU, w.G, w.C, dw);
 }
 
 /* Conv2d over a chunk of m samples, S = Ho*Wo grid positions, ld = m*S:
@@ -1149,7 +1131,7 @@ void fz_conv2d_backward(fz_layer *L, const float *x, const float *dy, float *dx,
         int G, C;
         fold_dims(L, &G, &C);
         fz_wino_weights(L->weight, G, C, folded_weights(&j));
-        run_parts(&j, conv2d_backward_wino);
+        run_parts(&j, backward_wino);
     } else if (folds(L)) {
         fold_weights(L, folded_weights(&j));
         run_parts(&j, conv2d_backward_folded);
@@ -1246,7 +1228,7 @@ void fz_convt2d_backward(fz_layer *L, const float *x, const float *dy, float *dx
         int G, C;
         fold_dims(L, &G, &C);
         fz_wino_weights(L->weight, G, C, folded_weights(&j));
-        run_parts(&j, convt2d_backward_wino);
+        run_parts(&j, backward_wino);
     } else if (folds(L)) {
         fold_weights(L, folded_weights(&j));
         run_parts(&j, convt2d_backward_folded);
