@@ -283,6 +283,28 @@ static void test_conv_threads(void)
 /* The activations and BatchNorm2d split elements or channels over the threads, each
  * computed as on one thread: the same bits. Sizes above the threshold (2^17 floats) so
  * that the split happens, and odd so that the parts are uneven. */
+/* A BatchNorm layer L (made, not yet bound) on `threads` threads: parameters p (gamma then
+ * beta, C each, set away from 1 and 0), gradients g from zero, running statistics buf;
+ * training forward into y, backward into dx, evaluation forward into ev. */
+static void run_batchnorm(fz_layer *L, int C, int B, int threads, float *p, float *g, float *buf,
+                          const float *x, const float *dy, float *y, float *dx, float *ev)
+{
+    fz_err err;
+    fz_layer_bind(L, p, g, buf);
+    fz_layer_init_params(L, &rng);
+    for (int c = 0; c < C; c++) {
+        p[c] = 0.5f + (float)c / C;
+        p[C + c] = (float)c / (2 * C) - 0.2f;
+    }
+    memset(g, 0, 2 * (size_t)C * sizeof *g);
+    CHECK_EQ_INT(fz_layer_reserve(L, B, NULL, &err), 0);
+    fz_blas_set_threads(threads);
+    fz_layer_forward(L, x, y, B, 1, NULL);
+    fz_layer_backward(L, x, y, dy, dx, B);
+    fz_layer_forward(L, x, ev, B, 0, NULL);
+    fz_layer_free(L);
+}
+
 static void test_elementwise_threads(void)
 {
     enum { B = 37, C = 9, H = 21, W = 23 };
@@ -332,19 +354,7 @@ static void test_elementwise_threads(void)
         fz_layer L;
         ev[k] = malloc(n * sizeof *ev[k]);
         CHECK_EQ_INT(fz_batchnorm2d_init(&L, C, H, W, &err), 0);
-        fz_layer_bind(&L, p[k], g[k], buf[k]);
-        fz_layer_init_params(&L, &rng);
-        for (int c = 0; c < C; c++) {
-            p[k][c] = 0.5f + 0.1f * c; /* gamma, beta away from 1, 0 */
-            p[k][C + c] = 0.05f * c - 0.2f;
-        }
-        memset(g[k], 0, sizeof g[k]);
-        CHECK_EQ_INT(fz_layer_reserve(&L, B, NULL, &err), 0);
-        fz_blas_set_threads(k + 1);
-        fz_layer_forward(&L, x, y[k], B, 1, NULL);
-        fz_layer_backward(&L, x, y[k], dy, dx[k], B);
-        fz_layer_forward(&L, x, ev[k], B, 0, NULL);
-        fz_layer_free(&L);
+        run_batchnorm(&L, C, B, k + 1, p[k], g[k], buf[k], x, dy, y[k], dx[k], ev[k]);
     }
     CHECK_MSG(memcmp(y[0], y[1], n * sizeof(float)) == 0, "BatchNorm2d training forward");
     CHECK_MSG(memcmp(dx[0], dx[1], n * sizeof(float)) == 0, "BatchNorm2d backward");
@@ -383,19 +393,7 @@ static void test_bn1d_threads(void)
         ev[k] = malloc(n * sizeof *ev[k]);
         fz_layer L;
         CHECK_EQ_INT(fz_batchnorm1d_init(&L, C, &err), 0);
-        fz_layer_bind(&L, p[k], g[k], buf[k]);
-        fz_layer_init_params(&L, &rng);
-        for (int c = 0; c < C; c++) {
-            p[k][c] = 0.5f + 0.0004f * c;
-            p[k][C + c] = 0.0002f * c - 0.2f;
-        }
-        memset(g[k], 0, sizeof g[k]);
-        CHECK_EQ_INT(fz_layer_reserve(&L, B, NULL, &err), 0);
-        fz_blas_set_threads(k + 1);
-        fz_layer_forward(&L, x, y[k], B, 1, NULL);
-        fz_layer_backward(&L, x, y[k], dy, dx[k], B);
-        fz_layer_forward(&L, x, ev[k], B, 0, NULL);
-        fz_layer_free(&L);
+        run_batchnorm(&L, C, B, k + 1, p[k], g[k], buf[k], x, dy, y[k], dx[k], ev[k]);
     }
     for (int k = 1; k < NT; k++) {
         CHECK_MSG(memcmp(y[0], y[k], n * sizeof(float)) == 0, "BatchNorm1d forward, %d threads", k + 1);
