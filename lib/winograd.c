@@ -43,6 +43,15 @@ int fz_conv_winograd(void) { return winograd_on; }
 
 #define L8 8 /* tiles per pass */
 
+/* The four data transforms are built for AVX-512, AVX2 and any x86-64 and picked when the
+ * program starts: their 8-lane loops then run as one 256-bit vector instead of two of 128
+ * bits. -std=c11 keeps multiply-adds unfused, so all give the same bits. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define FZ_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define FZ_CLONES
+#endif
+
 static const float Gk[6][5] = {
     {1.0f, 0.0f, 0.0f, 0.0f, 0.0f},
     {1.0f / 3, 1.0f / 3, 1.0f / 3, 1.0f / 3, 1.0f / 3},
@@ -222,28 +231,33 @@ void fz_wino_weights_grad_add(const float *dU, int G, int C, float *dw)
  * One channel at a time, in the pad scratch:
  *   E, O (Hp, Wq)      the zero-padded image split into its even and odd columns:
  *                      padded pixel (R, 2q) at E[R][q], (R, 2q + 1) at O[R][q], image pixel
- *                      (h, w) at padded (h + p, w + p); Hp = 2tH + 4 rows, Wq = W8 + 8
- *   Hb (Hp, 6, Wb)     the rows transformed along their width: Hb[R][j][8 + tw] = row j of
- *                      B^T applied to padded row R, columns 2tw .. 2tw + 5 (the patch of the
- *                      tiles in column tw), W8 = tW rounded up to 8, Wb = W8 + 16 (8 zeros
- *                      either side, for the shifted reads of the adjoint)
+ *                      (h, w) at padded (h + p, w + p); Hp = 2tH + 4 rows, Wq = W8 + 8,
+ *                      W8 = tW rounded up to 8
+ *   Hq (2, 6, Hp/2 * tW + 8)
+ *                      the rows transformed along their width, by parity of the padded row:
+ *                      Hq[R % 2][j][(R / 2) * tW + tw] = row j of B^T applied to padded row
+ *                      R, columns 2tw .. 2tw + 5 (the patch of the tiles in column tw);
+ *                      the rows of a parity side by side without gaps, 8 floats of slack
+ *   Hb (Hp, 6, Wb)     the adjoint's layout of the same rows: Hb[R][j][8 + tw] as Hq[R % 2][j]
+ *                      [(R / 2) * tW + tw], 8 zeros either side (for the shifted reads of
+ *                      its pass along the width), Wb = W8 + 16; in the same memory as Hq
  * Tile (th, tw) covers padded rows 2th .. 2th + 5 and columns 2tw .. 2tw + 5, i.e. E and O
  * at tw, tw + 1, tw + 2: 8 tiles of a tile row are then 6 contiguous windows of E and O,
  * and each padded row is transformed once along its width for the 3 tile rows that share
- * it (the patches overlap by 4 rows), then the columns of Hb once per tile row. Every
- * image pixel fits: the grid has Ho = H + 2p - 4 <= 2tH rows, so H - 1 + p <= 2tH + 3. */
+ * it (the patches overlap by 4 rows). Row r of the patch of tile t = th*tW + tw (padded row
+ * 2th + r) is at Hq[r % 2][j] + (r / 2) * tW + t: any 8 consecutive tiles, across tile
+ * rows, are 6 contiguous windows of Hq, so the passes down the columns read and write the
+ * rows of V in full runs of 8 (vae-conv's 32->64 has 6 tiles a row; with one tile row per
+ * pass, as before, 2 of the 8 lanes were idle and every row went out in pieces of 4 and 2).
+ * Every image pixel fits: the grid has Ho = H + 2p - 4 <= 2tH rows, so H - 1 + p <= 2tH + 3. */
 
 static int round8(int n) { return (n + L8 - 1) / L8 * L8; }
 
-size_t fz_wino_pad_floats(int tH, int tW)
-{
-    size_t Hp = (size_t)2 * tH + 4, W8 = (size_t)round8(tW);
-    return Hp * (2 * (W8 + L8) + 6 * (W8 + 2 * L8)) + 4 * ((size_t)tH * tW + L8);
-}
-
 typedef struct planes {
     int Hp, Wq, W8, Wb;
-    float *E, *O, *Hb;
+    size_t hq;       /* floats of one plane Hq[par][j] */
+    float *E, *O, *Hq, *Hb;
+    float *P;        /* the grid side's planes (see "grid side" below) */
 } planes;
 
 static planes planes_of(float *pad, int tH, int tW)
@@ -253,10 +267,19 @@ static planes planes_of(float *pad, int tH, int tW)
     q.W8 = round8(tW);
     q.Wq = q.W8 + L8;
     q.Wb = q.W8 + 2 * L8;
+    q.hq = (size_t)(tH + 2) * tW + L8;
     q.E = pad;
     q.O = q.E + (size_t)q.Hp * q.Wq;
-    q.Hb = q.O + (size_t)q.Hp * q.Wq;
+    q.Hq = q.O + (size_t)q.Hp * q.Wq;
+    q.Hb = q.Hq; /* Hb (Hp, 6, Wb) holds more than Hq (2, 6, hq): 12 (tH + 2) Wb floats */
+    q.P = q.Hb + (size_t)q.Hp * 6 * q.Wb;
     return q;
+}
+
+size_t fz_wino_pad_floats(int tH, int tW)
+{
+    size_t Hp = (size_t)2 * tH + 4, W8 = (size_t)round8(tW);
+    return Hp * (2 * (W8 + L8) + 6 * (W8 + 2 * L8)) + 4 * ((size_t)tH * tW + L8);
 }
 
 /* Hb[R][j] at column 0 */
@@ -265,62 +288,95 @@ static float *hb_row(const planes *q, int R, int j)
     return q->Hb + ((size_t)R * 6 + j) * q->Wb + L8;
 }
 
+/* Hq[par][j] at padded row par, column 0 */
+static float *hq_row(const planes *q, int par, int j)
+{
+    return q->Hq + ((size_t)par * 6 + j) * q->hq;
+}
+
+/* even[k] = s[2k], odd[k] = s[2k + 1]: a row of n pixels split into its even and odd columns */
+static inline void split2(const float *restrict s, int n, float *restrict even,
+                          float *restrict odd)
+{
+    int k = 0;
+    for (; 2 * k + 1 < n; k++) {
+        even[k] = s[2 * k];
+        odd[k] = s[2 * k + 1];
+    }
+    if (2 * k < n) even[k] = s[2 * k];
+}
+
+/* d[2k] = v + even[k], d[2k + 1] = v + odd[k]: the inverse of split2, plus v */
+static inline void merge2(const float *restrict even, const float *restrict odd, float v, int n,
+                          float *restrict d)
+{
+    int k = 0;
+    for (; 2 * k + 1 < n; k++) {
+        d[2 * k] = v + even[k];
+        d[2 * k + 1] = v + odd[k];
+    }
+    if (2 * k < n) d[2 * k] = v + even[k];
+}
+
+FZ_CLONES
 void fz_wino_image_tiles(const float *img, int C, int H, int W, int p, int tH, int tW,
                          float *pad, float *V, size_t ld)
 {
     planes q = planes_of(pad, tH, tW);
+    int T = tH * tW;
     lanes v[6];
+    /* Every channel writes the same pixels of E and O: the zeros around them stay */
+    memset(q.E, 0, 2 * (size_t)q.Hp * q.Wq * sizeof *q.E);
     for (int c = 0; c < C; c++) {
-        memset(q.E, 0, 2 * (size_t)q.Hp * q.Wq * sizeof *q.E);
         for (int h = 0; h < H; h++) {
-            const float *src = img + ((size_t)c * H + h) * W;
             float *e = q.E + (size_t)(h + p) * q.Wq, *o = q.O + (size_t)(h + p) * q.Wq;
             /* pixel w at padded column x = w + p: to E when x is even, O when odd */
-            float *even = (p & 1 ? o : e) + p / 2, *odd = (p & 1 ? e + 1 : o) + p / 2;
-            int k = 0;
-            for (; 2 * k + 1 < W; k++) {
-                even[k] = src[2 * k];
-                odd[k] = src[2 * k + 1];
-            }
-            if (2 * k < W) even[k] = src[2 * k];
+            split2(img + ((size_t)c * H + h) * W, W, (p & 1 ? o : e) + p / 2,
+                   (p & 1 ? e + 1 : o) + p / 2);
         }
-        /* along the width: Hb[R][j] */
+        /* along the width: Hq[R % 2][j][R / 2]. The 8 lanes of the last piece of a row run
+         * past tW into the next row of the plane (or its slack), which is written after. */
         for (int R = 0; R < q.Hp; R++) {
             const float *e = q.E + (size_t)R * q.Wq, *o = q.O + (size_t)R * q.Wq;
-            for (int tw0 = 0; tw0 < tW; tw0 += L8) {
+            size_t at = (size_t)(R / 2) * tW;
+            float *h0 = hq_row(&q, R & 1, 0) + at, *h1 = hq_row(&q, R & 1, 1) + at,
+                  *h2 = hq_row(&q, R & 1, 2) + at, *h3 = hq_row(&q, R & 1, 3) + at,
+                  *h4 = hq_row(&q, R & 1, 4) + at, *h5 = hq_row(&q, R & 1, 5) + at;
+            for (int tw0 = 0; tw0 < tW; tw0 += L8)
                 bt6(e + tw0, o + tw0, e + tw0 + 1, o + tw0 + 1, e + tw0 + 2, o + tw0 + 2,
-                    hb_row(&q, R, 0) + tw0, hb_row(&q, R, 1) + tw0, hb_row(&q, R, 2) + tw0,
-                    hb_row(&q, R, 3) + tw0, hb_row(&q, R, 4) + tw0, hb_row(&q, R, 5) + tw0);
+                    h0 + tw0, h1 + tw0, h2 + tw0, h3 + tw0, h4 + tw0, h5 + tw0);
+        }
+        /* down the columns: V row (i, j), 8 tiles at a time */
+        size_t xs = (size_t)6 * C * ld; /* from row (i, j) to (i + 1, j) */
+        for (int j = 0; j < 6; j++) {
+            const float *ev = hq_row(&q, 0, j), *od = hq_row(&q, 1, j);
+            const float *b0 = ev, *b1 = od, *b2 = ev + tW, *b3 = od + tW, *b4 = ev + 2 * tW,
+                        *b5 = od + 2 * tW;
+            float *dst = V + (size_t)c * ld + (size_t)j * C * ld;
+            for (int t0 = 0; t0 < T; t0 += L8) {
+                int cnt = T - t0 < L8 ? T - t0 : L8;
+                float *d = dst + t0;
+                if (cnt == L8) {
+                    bt6(b0 + t0, b1 + t0, b2 + t0, b3 + t0, b4 + t0, b5 + t0, d, d + xs,
+                        d + 2 * xs, d + 3 * xs, d + 4 * xs, d + 5 * xs);
+                    continue;
+                }
+                bt6(b0 + t0, b1 + t0, b2 + t0, b3 + t0, b4 + t0, b5 + t0, v[0], v[1], v[2], v[3],
+                    v[4], v[5]);
+                for (int i = 0; i < 6; i++) store8(d + i * xs, v[i], cnt);
             }
         }
-        /* down the columns: V row (i, j) */
-        size_t rs = (size_t)6 * q.Wb; /* one padded row of Hb */
-        for (int th = 0; th < tH; th++)
-            for (int j = 0; j < 6; j++)
-                for (int tw0 = 0; tw0 < tW; tw0 += L8) {
-                    const float *b = hb_row(&q, 2 * th, j) + tw0;
-                    int cnt = tW - tw0 < L8 ? tW - tw0 : L8;
-                    float *dst = V + (size_t)c * ld + (size_t)th * tW + tw0 + (size_t)j * C * ld;
-                    size_t xs = (size_t)6 * C * ld; /* from row (i, j) to (i + 1, j) */
-                    if (cnt == L8) {
-                        bt6(b, b + rs, b + 2 * rs, b + 3 * rs, b + 4 * rs, b + 5 * rs, dst,
-                            dst + xs, dst + 2 * xs, dst + 3 * xs, dst + 4 * xs, dst + 5 * xs);
-                        continue;
-                    }
-                    bt6(b, b + rs, b + 2 * rs, b + 3 * rs, b + 4 * rs, b + 5 * rs, v[0], v[1],
-                        v[2], v[3], v[4], v[5]);
-                    for (int i = 0; i < 6; i++) store8(dst + i * xs, v[i], cnt);
-                }
     }
 }
 
 /* The adjoint of the pass along the width, for 8 columns q of E and O: column q of E gets
  * row 0 of B applied to the 6 rows of Hb at q, row 2 at q - 1, row 4 at q - 2 (the three
- * tiles whose patches cover it); O likewise rows 1, 3, 5. h: the 6 rows of Hb at q. */
-static inline void b6_back(const float *restrict h0, const float *restrict h1,
-                           const float *restrict h2, const float *restrict h3,
-                           const float *restrict h4, const float *restrict h5,
-                           float *restrict e, float *restrict o)
+ * tiles whose patches cover it); O likewise rows 1, 3, 5. h: the 6 rows of Hb at q. Always
+ * inlined: out of line gcc built it once, for the baseline x86-64, outside the clones. */
+static inline __attribute__((always_inline)) void
+b6_back(const float *restrict h0, const float *restrict h1, const float *restrict h2,
+        const float *restrict h3, const float *restrict h4, const float *restrict h5,
+        float *restrict e, float *restrict o)
 {
     for (int t = 0; t < L8; t++) {
         float a0 = h0[t], a1 = h1[t], a2v = h2[t], a3 = h3[t], a4 = h4[t], a5 = h5[t];
@@ -335,6 +391,10 @@ static inline void b6_back(const float *restrict h0, const float *restrict h1,
     }
 }
 
+/* The adjoint keeps the row-by-row layout Hb: laying its pass up the columns out over Hq
+ * as the forward does was slower (its adds into Hq overlap at an offset of tW floats, and
+ * each pass's loads stalled on the stores of the pass before). */
+FZ_CLONES
 void fz_wino_image_untiles(const float *Nt, size_t ld, int C, int H, int W, int p, int tH,
                            int tW, float *pad, const float *init, float *img)
 {
@@ -374,13 +434,7 @@ void fz_wino_image_untiles(const float *Nt, size_t ld, int C, int H, int W, int 
         for (int h = 0; h < H; h++) {
             float *dst = img + ((size_t)c * H + h) * W;
             const float *e = q.E + (size_t)(h + p) * q.Wq, *o = q.O + (size_t)(h + p) * q.Wq;
-            const float *even = (p & 1 ? o : e) + p / 2, *odd = (p & 1 ? e + 1 : o) + p / 2;
-            int k = 0;
-            for (; 2 * k + 1 < W; k++) {
-                dst[2 * k] = v + even[k];
-                dst[2 * k + 1] = v + odd[k];
-            }
-            if (2 * k < W) dst[2 * k] = v + even[k];
+            merge2((p & 1 ? o : e) + p / 2, (p & 1 ? e + 1 : o) + p / 2, v, W, dst);
         }
     }
 }
@@ -394,18 +448,13 @@ void fz_wino_image_untiles(const float *Nt, size_t ld, int C, int H, int W, int 
  * tile rows (vae-conv's 12x12 grid has 6 tiles a row); the pixels are moved between grid
  * and planes in one pass per channel. */
 
-static float *grid_planes(float *pad, int tH, int tW)
-{
-    size_t Hp = (size_t)2 * tH + 4, W8 = (size_t)round8(tW);
-    return pad + Hp * (2 * (W8 + L8) + 6 * (W8 + 2 * L8));
-}
-
+FZ_CLONES
 void fz_wino_grid_untiles(const float *M, size_t ld, int G, int Ho, int Wo, int tH, int tW,
                           float *pad, const float *bias, float *grid)
 {
     int T = tH * tW;
     size_t np = (size_t)T + L8;
-    float *P = grid_planes(pad, tH, tW);
+    float *P = planes_of(pad, tH, tW).P;
     lanes m[6], r[12];
     for (int o = 0; o < G; o++) {
         const float *src = M + (size_t)o * ld;
@@ -432,36 +481,25 @@ void fz_wino_grid_untiles(const float *M, size_t ld, int G, int Ho, int Wo, int 
         float *out = grid + (size_t)o * Ho * Wo;
         for (int oh = 0; oh < Ho; oh++) {
             const float *even = P + (oh & 1) * np + (size_t)(oh / 2) * tW, *odd = even + 2 * np;
-            float *row = out + (size_t)oh * Wo;
-            int k = 0;
-            for (; 2 * k + 1 < Wo; k++) {
-                row[2 * k] = even[k] + b;
-                row[2 * k + 1] = odd[k] + b;
-            }
-            if (2 * k < Wo) row[2 * k] = even[k] + b;
+            merge2(even, odd, b, Wo, out + (size_t)oh * Wo); /* b + x: the same sum as x + b */
         }
     }
 }
 
+FZ_CLONES
 void fz_wino_grid_tiles(const float *grid, int G, int Ho, int Wo, int tH, int tW, float *pad,
                         float *Wt, size_t ld)
 {
     int T = tH * tW;
     size_t np = (size_t)T + L8;
-    float *P = grid_planes(pad, tH, tW);
+    float *P = planes_of(pad, tH, tW).P;
     lanes r[12], w[6];
     memset(P, 0, 4 * np * sizeof *P);
     for (int o = 0; o < G; o++) {
         const float *in = grid + (size_t)o * Ho * Wo;
         for (int oh = 0; oh < Ho; oh++) {
             float *even = P + (oh & 1) * np + (size_t)(oh / 2) * tW, *odd = even + 2 * np;
-            const float *row = in + (size_t)oh * Wo;
-            int k = 0;
-            for (; 2 * k + 1 < Wo; k++) {
-                even[k] = row[2 * k];
-                odd[k] = row[2 * k + 1];
-            }
-            if (2 * k < Wo) even[k] = row[2 * k]; /* odd Wo: the last column stays zero */
+            split2(in + (size_t)oh * Wo, Wo, even, odd); /* odd Wo: the last column stays zero */
         }
         float *dst = Wt + (size_t)o * ld;
         for (int t0 = 0; t0 < T; t0 += L8) {

@@ -103,10 +103,12 @@ static void compare(const char *name, const fz_layer *L)
 static void test_conv2d(void)
 {
     /* in_c, h, w, out_c, pad, bias: vae-conv's 16->32 and 32->64, odd grids (5x4, 7x9,
-     * 1x1, 3x11), padding 0 and 2 */
+     * 1x1, 3x11, and 4x21: 11 tiles a row, more than the 8 lanes of a pass), padding 0,
+     * 1 and 2 */
     static const int cases[][6] = {
         {16, 20, 20, 32, 0, 1}, {32, 16, 16, 64, 0, 1}, {16, 9, 8, 16, 0, 1},
         {16, 7, 9, 17, 2, 0},   {20, 5, 5, 16, 0, 1},   {16, 3, 11, 24, 2, 1},
+        {16, 6, 23, 16, 1, 1},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         const int *c = cases[i];
@@ -123,10 +125,11 @@ static void test_conv2d(void)
 static void test_convt2d(void)
 {
     /* in_c, h, w, out_c, pad, bias: vae-conv's 64->32 and 32->16, odd grids (the input:
-     * 5x7, 7x3, 1x1, 6x5), padding 0 and 2 */
+     * 5x7, 7x3, 1x1, 6x5, and 4x19: 10 tiles a row), padding 0, 1 and 2 */
     static const int cases[][6] = {
         {64, 12, 12, 32, 0, 1}, {32, 16, 16, 16, 0, 1}, {16, 5, 7, 16, 0, 1},
         {17, 7, 3, 16, 2, 0},   {16, 1, 1, 20, 0, 1},   {24, 6, 5, 16, 2, 1},
+        {16, 4, 19, 16, 1, 1},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         const int *c = cases[i];
