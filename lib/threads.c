@@ -204,22 +204,25 @@ void fz_threads_run(int n, void (*fn)(void *arg, int i), void *arg)
     pthread_mutex_unlock(&pool.run);
 }
 
-/* fz_threads_pieces: the parts share one counter of pieces. */
+/* fz_threads_pieces: part i takes the pieces [P i / T, P (i + 1) / T), in order. Contiguous
+ * shares rather than pieces in turn from a shared counter: the data a pass reads were
+ * mostly written by the pass before it, cut the same way (a product cut into blocks of
+ * rows, part 0 on the caller), so each thread finds its share in its own core's cache. A
+ * late worker still never holds the caller up: fz_threads_run gives its untaken part to
+ * the caller. */
 typedef struct pieces_job {
     void (*fn)(void *arg, size_t k, size_t lo, size_t hi);
     void *arg;
-    size_t n, piece;
-    atomic_size_t next;
+    size_t n, piece, pieces;
+    int T;
 } pieces_job;
 
 static void pieces_part(void *arg, int i)
 {
-    pieces_job *j = arg;
-    (void)i;
-    for (;;) {
-        size_t k = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed);
+    const pieces_job *j = arg;
+    size_t k0 = j->pieces * (size_t)i / (size_t)j->T, k1 = j->pieces * (size_t)(i + 1) / (size_t)j->T;
+    for (size_t k = k0; k < k1; k++) {
         size_t lo = k * j->piece;
-        if (lo >= j->n) return;
         j->fn(j->arg, k, lo, j->n - lo < j->piece ? j->n : lo + j->piece);
     }
 }
@@ -232,7 +235,8 @@ void fz_threads_pieces(int T, size_t n, size_t piece,
     size_t pieces = (n + piece - 1) / piece;
     if (T > FZ_THREADS_MAX) T = FZ_THREADS_MAX;
     if (T > 1 && (size_t)T > pieces) T = (int)pieces;
-    pieces_job j = {fn, arg, n, piece, 0};
+    if (T < 1) T = 1;
+    pieces_job j = {fn, arg, n, piece, pieces, T};
     if (T > 1)
         fz_threads_run(T, pieces_part, &j);
     else

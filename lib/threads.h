@@ -35,8 +35,9 @@
 void fz_threads_run(int n, void (*fn)(void *arg, int i), void *arg);
 
 /* Call fn(arg, k, lo, hi) for every piece k of [0, n) cut into pieces of `piece` elements
- * ([lo, hi) = [k piece, min(n, (k + 1) piece))), on T threads (fz_threads_run) that take the
- * pieces in turn from a shared counter; T <= 1 runs them on the caller in order. The pieces
+ * ([lo, hi) = [k piece, min(n, (k + 1) piece))), on T threads (fz_threads_run), part i
+ * taking a contiguous share of the pieces in order (part 0, the caller, the first); T <= 1
+ * runs them on the caller in order. The pieces
  * do not depend on T, so work that keeps a result per piece (a partial sum added in piece
  * order afterwards) has the same bits on any thread count. */
 void fz_threads_pieces(int T, size_t n, size_t piece,
