@@ -981,19 +981,27 @@ static void wino_weight_grad(const job *j, const wino *w)
              w->V + xi * w->C * w->ldv, (int)w->ldv, 1.0f, w->dU + xi * GC, w->C);
 }
 
-/* Conv2d forward: V from x, y = A^T (U V) A + bias */
-static void conv2d_forward_wino(job *j, float *region, int grp)
+/* The forward of both kinds: a Conv2d takes V from x and writes y = A^T (U V) A + bias onto
+ * the grid; a ConvTranspose2d, the adjoint from the grid x to the image y, takes Wt from x
+ * and adds the adjoint onto the image over the bias. */
+static void forward_wino(job *j, float *region, int grp)
 {
     fz_layer *L = j->L;
     size_t in = fz_layer_in_size(L), out = fz_layer_out_size(L);
+    const float *bias = L->has_bias ? L->bias : NULL;
     int b0, b1, nb;
     group_range(j, grp, &b0, &b1, &nb);
     wino w = wino_parts(j, region, nb);
     for (int n0 = b0; n0 < b1; n0 += nb) {
         int m = b1 - n0 < nb ? b1 - n0 : nb;
         wino_chunk_of(&w, m);
-        wino_image_tiles(&w, j->x + n0 * in, in, m);
-        wino_forward(j, &w, m, L->has_bias ? L->bias : NULL, j->y + n0 * out, out);
+        if (L->kind == FZ_CONV2D) {
+            wino_image_tiles(&w, j->x + n0 * in, in, m);
+            wino_forward(j, &w, m, bias, j->y + n0 * out, out);
+        } else {
+            wino_grid_tiles(&w, j->x + n0 * in, in, m);
+            wino_adjoint(j, &w, m, bias, j->y + n0 * out, out);
+        }
     }
 }
 
@@ -1032,22 +1040,6 @@ static void backward_wino(job *j, float *region, int grp)
     fz_wino_weights_grad_add(w.dU, w.G, w.C, dw);
 }
 
-/* ConvTranspose2d forward, the adjoint from the grid x to the image y, over the bias */
-static void convt2d_forward_wino(job *j, float *region, int grp)
-{
-    fz_layer *L = j->L;
-    size_t in = fz_layer_in_size(L), out = fz_layer_out_size(L);
-    int b0, b1, nb;
-    group_range(j, grp, &b0, &b1, &nb);
-    wino w = wino_parts(j, region, nb);
-    for (int n0 = b0; n0 < b1; n0 += nb) {
-        int m = b1 - n0 < nb ? b1 - n0 : nb;
-        wino_chunk_of(&w, m);
-        wino_grid_tiles(&w, j->x + n0 * in, in, m);
-        wino_adjoint(j, &w, m, L->has_bias ? L->bias : NULL, j->y + n0 * out, out);
-    }
-}
-
 /* Conv2d over a chunk of m samples, S = Ho*Wo grid positions, ld = m*S:
  *   col (C*k*k, ld)    im2col of the m inputs side by side
  *   t   (O, ld)        W (O, C*k*k) * col, then scattered to y (m, O, S) with the bias */
@@ -1082,7 +1074,7 @@ void fz_conv2d_forward(fz_layer *L, const float *x, float *y, int B)
         int G, C;
         fold_dims(L, &G, &C);
         fz_wino_weights(L->weight, G, C, folded_weights(&j));
-        run_parts(&j, conv2d_forward_wino);
+        run_parts(&j, forward_wino);
     } else if (folds(L)) {
         fold_weights(L, folded_weights(&j));
         run_parts(&j, conv2d_forward_folded);
@@ -1175,7 +1167,7 @@ void fz_convt2d_forward(fz_layer *L, const float *x, float *y, int B)
         int G, C;
         fold_dims(L, &G, &C);
         fz_wino_weights(L->weight, G, C, folded_weights(&j));
-        run_parts(&j, convt2d_forward_wino);
+        run_parts(&j, forward_wino);
     } else if (folds(L)) {
         fold_weights(L, folded_weights(&j));
         run_parts(&j, convt2d_forward_folded);
