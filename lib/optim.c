@@ -235,6 +235,8 @@ static void pass_range(void *arg, size_t k, size_t lo, size_t hi)
     switch (j->kind) {
     case PASS_STEP:
     case PASS_STEP_ZERO:
+        if (j->kind == PASS_STEP_ZERO && j->scale != 1.0f)
+            for (size_t i = lo; i < hi; i++) j->g[i] *= j->scale; /* as PASS_SCALE */
         if (j->o->conf.kind == FZ_OPT_SGD) sgd_range(j->o, j->p, j->g, j->frozen, j->lr, lo, hi);
         else adam_range(j->o, j->p, j->g, j->frozen, j->lr, lo, hi);
         if (j->kind == PASS_STEP_ZERO) memset(j->g + lo, 0, (hi - lo) * sizeof(float));
@@ -264,11 +266,11 @@ void fz_optim_step(fz_optim *o, float *params, const float *grads,
 }
 
 void fz_optim_step_zero(fz_optim *o, float *params, float *grads, const unsigned char *frozen,
-                        double lr)
+                        double lr, float grad_scale)
 {
     o->step++;
     pass_job j = {.kind = PASS_STEP_ZERO, .o = o, .p = params, .g = grads, .frozen = frozen,
-                  .lr = lr, .n = o->n};
+                  .lr = lr, .n = o->n, .scale = grad_scale};
     run_pass(&j);
 }
 
@@ -286,18 +288,27 @@ static double sum_sq(const float *g, size_t n)
     return s;
 }
 
-double fz_clip_grad_norm(float *grads, size_t n, double max_norm)
+double fz_grad_norm(const float *grads, size_t n, double max_norm, float *scale)
 {
     double sums[FZ_OPT_MAX_PIECES];
-    pass_job j = {.kind = PASS_SUMSQ, .g = grads, .n = n, .sums = sums};
+    pass_job j = {.kind = PASS_SUMSQ, .g = (float *)grads, .n = n, .sums = sums};
     run_pass(&j);
     double total = 0;
     for (size_t k = 0; k * j.piece < n; k++) total += sums[k];
     double norm = sqrt(total);
+    *scale = 1.0f;
     if (!(max_norm > 0) || !isfinite(norm)) return norm;
     double coef = max_norm / (norm + 1e-6);
-    if (coef < 1.0) {
-        pass_job s = {.kind = PASS_SCALE, .g = grads, .n = n, .scale = (float)coef};
+    if (coef < 1.0) *scale = (float)coef;
+    return norm;
+}
+
+double fz_clip_grad_norm(float *grads, size_t n, double max_norm)
+{
+    float scale;
+    double norm = fz_grad_norm(grads, n, max_norm, &scale);
+    if (scale != 1.0f) {
+        pass_job s = {.kind = PASS_SCALE, .g = grads, .n = n, .scale = scale};
         run_pass(&s);
     }
     return norm;

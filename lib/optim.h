@@ -81,11 +81,13 @@ int fz_optim_restore(fz_optim *o, const float *state, size_t len, double step, f
  * with the same bits on any number of threads (as fz_clip_grad_norm and fz_zero_par). */
 void fz_optim_step(fz_optim *o, float *params, const float *grads,
                    const unsigned char *frozen, double lr);
-/* The same update, then every gradient (all n, frozen or not) set to zero, piece by piece
- * right after its update while it is in the cache: for a training loop that would zero
- * the gradients before its next backward pass anyway (one pass over them fewer). */
+/* The same update on grads * grad_scale (1: as they are; the factor of fz_grad_norm), then
+ * every gradient (all n, frozen or not) set to zero, piece by piece while the piece is in
+ * the cache: for a training loop that would scale the gradients to clip them, and zero
+ * them before its next backward pass (two passes over them fewer). The scaling rounds as
+ * fz_clip_grad_norm's: the same bits as that followed by fz_optim_step. */
 void fz_optim_step_zero(fz_optim *o, float *params, float *grads, const unsigned char *frozen,
-                        double lr);
+                        double lr, float grad_scale);
 
 /* Gradient-norm clipping as torch.nn.utils.clip_grad_norm_: norm = L2 norm of grads (n)
  * (accumulated in double, piece by piece of 32768 or more floats, the pieces added in
@@ -93,6 +95,9 @@ void fz_optim_step_zero(fz_optim *o, float *params, float *grads, const unsigned
  * Returns norm.  max_norm <= 0 only measures; a non-finite norm leaves grads as they are
  * (the caller stops on it). */
 double fz_clip_grad_norm(float *grads, size_t n, double max_norm);
+/* The same norm without touching grads: *scale receives the factor fz_clip_grad_norm
+ * would multiply them by (1 when it would leave them). */
+double fz_grad_norm(const float *grads, size_t n, double max_norm, float *scale);
 
 /* ---- Learning-rate schedules ------------------------------------------------------------ */
 

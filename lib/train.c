@@ -532,15 +532,27 @@ static void gather_at(fz_trainer *t, const fz_trainset *ds, const size_t *idx, i
 /* The update; with zero_grads, the gradients are zeroed in the same pass (the epoch loop:
  * the next batch then skips its own zeroing pass). fz_trainer_step leaves them in place:
  * its callers read the gradients the update used. */
-static void update(fz_trainer *t, const unsigned char *frozen, double lr, int zero_grads)
+static void update(fz_trainer *t, const unsigned char *frozen, double lr, int zero_grads,
+                   float grad_scale)
 {
     fz_model *m = t->m;
     if (zero_grads) {
-        fz_optim_step_zero(&t->opt, m->params, m->grads, frozen, lr);
+        fz_optim_step_zero(&t->opt, m->params, m->grads, frozen, lr, grad_scale);
         t->grads_zero = 1;
     } else {
         fz_optim_step(&t->opt, m->params, m->grads, frozen, lr);
     }
+}
+
+/* The gradient norm, and the factor the update is to scale the gradients by to clip them:
+ * the epoch loop's update applies it piece by piece (zero_grads); for fz_trainer_step the
+ * gradients are scaled here, so that they stay as the update used them. */
+static double grad_norm(fz_trainer *t, int zero_grads, float *grad_scale)
+{
+    fz_model *m = t->m;
+    if (zero_grads) return fz_grad_norm(m->grads, m->nparams, t->c.clip, grad_scale);
+    *grad_scale = 1.0f;
+    return fz_clip_grad_norm(m->grads, m->nparams, t->c.clip);
 }
 
 /* One optimiser step on the B rows in t->x: batch_step, clipping, the update. Errors name
@@ -549,7 +561,6 @@ static int train_batch(fz_trainer *t, int B, fz_rng *rng, double lr, long epoch,
                        int zero_grads, double *loss, double *recon, double *kl, double *norm,
                        fz_err *err)
 {
-    fz_model *m = t->m;
     if (t->c.two_step) {
         /* First the VAE's loss with the head frozen, then the head's loss with the decoder
          * frozen, each with its own optimiser step; the reported parts add up both. */
@@ -558,7 +569,8 @@ static int train_batch(fz_trainer *t, int B, fz_rng *rng, double lr, long epoch,
             t->cur = k == 0 ? FZ_STRAT_AE : FZ_STRAT_CLASSIFIER;
             double l = batch_step(t, B, 1, rng, k == 0 ? recon : &fuzzy, k == 0 ? kl : &fuzzy);
             if (k == 1) fuzzy = t->last_fuzzy;
-            *norm = fz_clip_grad_norm(m->grads, m->nparams, t->c.clip);
+            float scale;
+            *norm = grad_norm(t, zero_grads, &scale);
             if (!isfinite(l) || !isfinite(*norm)) {
                 t->cur = FZ_STRAT_ALL;
                 return fz_fail(err, FZ_EDATA,
@@ -566,7 +578,7 @@ static int train_batch(fz_trainer *t, int B, fz_rng *rng, double lr, long epoch,
                                "%ld (%s step): try a lower learning rate or gradient clipping",
                                epoch, batch, k == 0 ? "VAE" : "head");
             }
-            update(t, t->frozen2[k], lr, zero_grads);
+            update(t, t->frozen2[k], lr, zero_grads, scale);
         }
         t->cur = FZ_STRAT_ALL;
         t->last_fuzzy = fuzzy;
@@ -579,11 +591,12 @@ static int train_batch(fz_trainer *t, int B, fz_rng *rng, double lr, long epoch,
                        "the loss became %s in epoch %ld, batch %ld (recon %g, kl %g): "
                        "try a lower learning rate or gradient clipping",
                        isnan(*loss) ? "NaN" : "infinite", epoch, batch, *recon, *kl);
-    *norm = fz_clip_grad_norm(m->grads, m->nparams, t->c.clip);
+    float scale;
+    *norm = grad_norm(t, zero_grads, &scale);
     if (!isfinite(*norm))
         return fz_fail(err, FZ_EDATA, "the gradient became non-finite in epoch %ld, batch %ld",
                        epoch, batch);
-    update(t, t->frozen, lr, zero_grads);
+    update(t, t->frozen, lr, zero_grads, scale);
     return 0;
 }
 

@@ -478,13 +478,35 @@ static void test_threaded(void)
             size_t left = 0;
             for (int s = 0; s < 3; s++) {
                 memcpy(zg, g, BIG * sizeof(float));
-                fz_optim_step_zero(&zo, zp, zg, frozen, 1e-2);
+                fz_optim_step_zero(&zo, zp, zg, frozen, 1e-2, 1.0f);
                 for (size_t i = 0; i < BIG; i++) left += zg[i] != 0;
             }
             CHECK_MSG(left == 0, "%s: %zu gradients left after fz_optim_step_zero",
                       fz_opt_kind_name(kinds[k]), left);
             CHECK(memcmp(zp, p[1], BIG * sizeof(float)) == 0);
             CHECK(memcmp(zo.m, o[1].m, BIG * sizeof(float)) == 0);
+            /* with a clipping factor: the bits of fz_clip_grad_norm's scaling followed by
+             * fz_optim_step */
+            fz_optim ref;
+            float *rp = malloc(BIG * sizeof(float)), *rg = malloc(BIG * sizeof(float));
+            CHECK(rp && rg);
+            if (!rp || !rg) return;
+            memcpy(rp, zp, BIG * sizeof(float));
+            CHECK_EQ_INT(fz_optim_init(&ref, &c, BIG, &err), 0);
+            CHECK_EQ_INT(fz_optim_restore(&ref, zo.state, fz_optim_state_len(&zo), (double)zo.step, &err), 0);
+            memcpy(rg, g, BIG * sizeof(float));
+            float scale;
+            double norm = fz_grad_norm(rg, BIG, 0.5, &scale);
+            CHECK(scale < 1.0f && fz_clip_grad_norm(rg, BIG, 0.5) == norm);
+            fz_optim_step(&ref, rp, rg, frozen, 1e-2);
+            memcpy(zg, g, BIG * sizeof(float));
+            fz_optim_step_zero(&zo, zp, zg, frozen, 1e-2, scale);
+            CHECK_MSG(memcmp(zp, rp, BIG * sizeof(float)) == 0, "%s: scaled update",
+                      fz_opt_kind_name(kinds[k]));
+            CHECK(memcmp(zo.state, ref.state, fz_optim_state_len(&zo) * sizeof(float)) == 0);
+            fz_optim_free(&ref);
+            free(rp);
+            free(rg);
             fz_blas_set_threads(1);
             fz_optim_free(&zo);
             free(zp);
