@@ -113,17 +113,28 @@ static double bce_sum(const float *p, const float *t, size_t n)
 {
     double acc[8] = {0}, s = 0;
     size_t i = 0;
-    /* 16 logs at a time (one AVX-512 vector of floats), then added as two rounds of 8 */
+    /* 16 logs at a time (one AVX-512 vector of floats), then added as two rounds of 8. A
+     * block whose 16 targets are all 0 (the background of images) skips log p: its term
+     * 0 * log p is 0 for any p in [0, 1] (the clamp keeps log p finite), so lp = 0 gives
+     * the same sums; a p below 0 or NaN takes the full path and its NaN. */
     for (; i + 16 <= n; i += 16) {
         float lp[16], lq[16];
+        int background = 1;
+        for (int k = 0; k < 16; k++) background &= (t[i + k] == 0.0f) & (p[i + k] >= 0.0f);
         for (int k = 0; k < 16; k++) {
             /* the logs in float, as PyTorch takes them; PyTorch clamps each at -100 so
              * p = 0 or 1 costs at most 100 per element. Not fmaxf: it would turn the NaN
              * of a p outside [0, 1] into -100. */
-            lp[k] = log_v(p[i + k]);
             lq[k] = log_v(1.0f - p[i + k]);
-            lp[k] = lp[k] < -100.0f ? -100.0f : lp[k];
             lq[k] = lq[k] < -100.0f ? -100.0f : lq[k];
+        }
+        if (background) {
+            for (int k = 0; k < 16; k++) lp[k] = 0.0f;
+        } else {
+            for (int k = 0; k < 16; k++) {
+                lp[k] = log_v(p[i + k]);
+                lp[k] = lp[k] < -100.0f ? -100.0f : lp[k];
+            }
         }
         for (int h = 0; h < 16; h += 8)
             for (int k = 0; k < 8; k++) {

@@ -536,6 +536,36 @@ static void test_reparam(void)
  * 65,536 on. The value must have the same bits on one and on two threads, the gradient the
  * same bits as well, and both must match a plain double loop (a piece lost or counted twice
  * is off by thousands). */
+/* BCE over targets that are mostly background (blocks of 16 zeros, as the borders of
+ * images), whose blocks skip log p: the sum equals the reference in double, a p of 0 on the
+ * background costs nothing, and a p below 0 or NaN there still gives NaN. */
+static void test_bce_background(void)
+{
+    fz_rng r;
+    fz_rng_seed(&r, 12);
+    size_t B = 9, D = 784, n = B * D;
+    float *p = malloc(n * sizeof *p), *t = malloc(n * sizeof *t);
+    fill_uniform(&r, p, n, 0.01, 0.99);
+    for (size_t i = 0; i < n; i++) /* stroke pixels in a band, zeros elsewhere */
+        t[i] = (i % D) >= 300 && (i % D) < 420 ? (float)fz_rng_uniform(&r) : 0.0f;
+    double v = fz_bce(p, t, B, D, FZ_RED_SUM, 0, 1.0f, NULL), ref = 0;
+    for (size_t i = 0; i < n; i++) ref -= t[i] * log(p[i]) + (1 - t[i]) * log(1 - (double)p[i]);
+    CHECK_MSG(fabs(v - ref) <= 1e-6 * fabs(ref), "background BCE %.10g vs reference %.10g", v, ref);
+    /* p = 0 in a background block: log p would be clamped to -100 and multiplied by 0;
+     * the element's term -log(1 - p) becomes 0 */
+    double old5 = p[5];
+    p[5] = 0.0f;
+    double v0 = fz_bce(p, t, B, D, FZ_RED_SUM, 0, 1.0f, NULL);
+    CHECK_MSG(fabs(v0 - (v + log(1 - old5))) <= 1e-6 * fabs(v), "p = 0 on background: %.10g vs %.10g",
+              v0, v + log(1 - old5));
+    p[5] = -0.25f;
+    CHECK(isnan(fz_bce(p, t, B, D, FZ_RED_SUM, 0, 1.0f, NULL)));
+    p[5] = NAN;
+    CHECK(isnan(fz_bce(p, t, B, D, FZ_RED_SUM, 0, 1.0f, NULL)));
+    free(p);
+    free(t);
+}
+
 static void test_pieces(void)
 {
     fz_rng r;
@@ -599,5 +629,6 @@ int main(void)
     test_masked();
     test_reparam();
     test_pieces();
+    test_bce_background();
     return check_report("test_loss");
 }
