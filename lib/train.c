@@ -315,7 +315,7 @@ fz_trainer *fz_trainer_new(fz_model *m, const fz_train_conf *c, fz_err *err)
     }
     if (fz_model_reserve(m, t->B, err)) goto fail;
     /* Map every page the steps will use now, so that the first step does not pay for the
-     * page faults (vae-conv: about 400 MB, 7% of a 20-batch epoch). */
+     * page faults (vae-conv: about 400 MB, about 5% of a 20-batch epoch). */
     fz_touch_zero(m->grads, m->nparams * sizeof(float));
     t->grads_zero = 1;
     if (!m->opt_state) fz_touch_zero(t->opt.state, fz_optim_state_len(&t->opt) * sizeof(float));
