@@ -1040,6 +1040,26 @@ static void backward_wino(job *j, float *region, int grp)
     fz_wino_weights_grad_add(w.dU, w.G, w.C, dw);
 }
 
+/* Run a call on its path: Winograd (the weights transformed to U first), folded (the
+ * weights in folded order first) or chunks of full columns; each path's work of one group. */
+typedef void (*group_fn)(job *j, float *scratch, int grp);
+
+static void run_path(job *j, group_fn wino_group, group_fn folded_group, group_fn columns_group)
+{
+    fz_layer *L = j->L;
+    if (winograd(L)) {
+        int G, C;
+        fold_dims(L, &G, &C);
+        fz_wino_weights(L->weight, G, C, folded_weights(j));
+        run_parts(j, wino_group);
+    } else if (folds(L)) {
+        fold_weights(L, folded_weights(j));
+        run_parts(j, folded_group);
+    } else {
+        run_parts(j, columns_group);
+    }
+}
+
 /* Conv2d over a chunk of m samples, S = Ho*Wo grid positions, ld = m*S:
  *   col (C*k*k, ld)    im2col of the m inputs side by side
  *   t   (O, ld)        W (O, C*k*k) * col, then scattered to y (m, O, S) with the bias */
@@ -1070,17 +1090,7 @@ void fz_conv2d_forward(fz_layer *L, const float *x, float *y, int B)
 {
     job j;
     job_init(&j, L, x, NULL, y, NULL, B);
-    if (winograd(L)) {
-        int G, C;
-        fold_dims(L, &G, &C);
-        fz_wino_weights(L->weight, G, C, folded_weights(&j));
-        run_parts(&j, forward_wino);
-    } else if (folds(L)) {
-        fold_weights(L, folded_weights(&j));
-        run_parts(&j, conv2d_forward_folded);
-    } else {
-        run_parts(&j, conv2d_forward_group);
-    }
+    run_path(&j, forward_wino, conv2d_forward_folded, conv2d_forward_group);
 }
 
 /* dyt (O, ld) is dy of the chunk in channel-major order, gathered with the bias gradient:
@@ -1119,17 +1129,7 @@ void fz_conv2d_backward(fz_layer *L, const float *x, const float *dy, float *dx,
 {
     job j;
     job_init(&j, L, x, dy, NULL, dx, B);
-    if (winograd(L)) {
-        int G, C;
-        fold_dims(L, &G, &C);
-        fz_wino_weights(L->weight, G, C, folded_weights(&j));
-        run_parts(&j, backward_wino);
-    } else if (folds(L)) {
-        fold_weights(L, folded_weights(&j));
-        run_parts(&j, conv2d_backward_folded);
-    } else {
-        run_parts(&j, conv2d_backward_group);
-    }
+    run_path(&j, backward_wino, conv2d_backward_folded, conv2d_backward_group);
     reduce_grads(&j);
 }
 
@@ -1163,17 +1163,7 @@ void fz_convt2d_forward(fz_layer *L, const float *x, float *y, int B)
 {
     job j;
     job_init(&j, L, x, NULL, y, NULL, B);
-    if (winograd(L)) {
-        int G, C;
-        fold_dims(L, &G, &C);
-        fz_wino_weights(L->weight, G, C, folded_weights(&j));
-        run_parts(&j, forward_wino);
-    } else if (folds(L)) {
-        fold_weights(L, folded_weights(&j));
-        run_parts(&j, convt2d_forward_folded);
-    } else {
-        run_parts(&j, convt2d_forward_group);
-    }
+    run_path(&j, forward_wino, convt2d_forward_folded, convt2d_forward_group);
 }
 
 /* col (O*k*k, ld) is im2col of dy; xt (Cin, ld) x in channel-major order:
@@ -1216,16 +1206,6 @@ void fz_convt2d_backward(fz_layer *L, const float *x, const float *dy, float *dx
 {
     job j;
     job_init(&j, L, x, dy, NULL, dx, B);
-    if (winograd(L)) {
-        int G, C;
-        fold_dims(L, &G, &C);
-        fz_wino_weights(L->weight, G, C, folded_weights(&j));
-        run_parts(&j, backward_wino);
-    } else if (folds(L)) {
-        fold_weights(L, folded_weights(&j));
-        run_parts(&j, convt2d_backward_folded);
-    } else {
-        run_parts(&j, convt2d_backward_group);
-    }
+    run_path(&j, backward_wino, convt2d_backward_folded, convt2d_backward_group);
     reduce_grads(&j);
 }
