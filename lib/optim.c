@@ -229,22 +229,26 @@ typedef struct pass_job {
 
 static double sum_sq(const float *g, size_t n);
 
+/* g[lo, hi) *= scale: the clipping, alone (PASS_SCALE) or inside the update, the same
+ * rounding either way */
+static void scale_range(float *g, float scale, size_t lo, size_t hi)
+{
+    for (size_t i = lo; i < hi; i++) g[i] *= scale;
+}
+
 static void pass_range(void *arg, size_t k, size_t lo, size_t hi)
 {
     pass_job *j = arg;
     switch (j->kind) {
     case PASS_STEP:
     case PASS_STEP_ZERO:
-        if (j->kind == PASS_STEP_ZERO && j->scale != 1.0f)
-            for (size_t i = lo; i < hi; i++) j->g[i] *= j->scale; /* as PASS_SCALE */
+        if (j->kind == PASS_STEP_ZERO && j->scale != 1.0f) scale_range(j->g, j->scale, lo, hi);
         if (j->o->conf.kind == FZ_OPT_SGD) sgd_range(j->o, j->p, j->g, j->frozen, j->lr, lo, hi);
         else adam_range(j->o, j->p, j->g, j->frozen, j->lr, lo, hi);
         if (j->kind == PASS_STEP_ZERO) memset(j->g + lo, 0, (hi - lo) * sizeof(float));
         break;
     case PASS_SUMSQ: j->sums[k] = sum_sq(j->g + lo, hi - lo); break;
-    case PASS_SCALE:
-        for (size_t i = lo; i < hi; i++) j->g[i] *= j->scale;
-        break;
+    case PASS_SCALE: scale_range(j->g, j->scale, lo, hi); break;
     case PASS_ZERO: memset(j->g + lo, 0, (hi - lo) * sizeof(float)); break;
     }
 }
