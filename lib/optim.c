@@ -224,10 +224,10 @@ typedef struct pass_job {
     double lr;
     float scale;
     size_t n, piece;
-    double *sums; /* PASS_SUMSQ: one per piece */
+    double *sums; /* PASS_SUMSQ, and PASS_STEP_ZERO if not NULL: one per piece */
 } pass_job;
 
-static double sum_sq(const float *g, size_t n);
+static double sum_sq(const float *g, size_t n) { return fz_sum_sq_diff(g, NULL, n); }
 
 /* g[lo, hi) *= scale: the clipping, alone (PASS_SCALE) or inside the update, the same
  * rounding either way */
@@ -242,6 +242,7 @@ static void pass_range(void *arg, size_t k, size_t lo, size_t hi)
     switch (j->kind) {
     case PASS_STEP:
     case PASS_STEP_ZERO:
+        if (j->kind == PASS_STEP_ZERO && j->sums) j->sums[k] = sum_sq(j->g + lo, hi - lo);
         if (j->kind == PASS_STEP_ZERO && j->scale != 1.0f) scale_range(j->g, j->scale, lo, hi);
         if (j->o->conf.kind == FZ_OPT_SGD) sgd_range(j->o, j->p, j->g, j->frozen, j->lr, lo, hi);
         else adam_range(j->o, j->p, j->g, j->frozen, j->lr, lo, hi);
@@ -269,27 +270,23 @@ void fz_optim_step(fz_optim *o, float *params, const float *grads,
     run_pass(&j);
 }
 
-void fz_optim_step_zero(fz_optim *o, float *params, float *grads, const unsigned char *frozen,
-                        double lr, float grad_scale)
+/* sqrt of the pieces' sums of squares, added in piece order */
+static double pieces_norm(const pass_job *j)
 {
-    o->step++;
-    pass_job j = {.kind = PASS_STEP_ZERO, .o = o, .p = params, .g = grads, .frozen = frozen,
-                  .lr = lr, .n = o->n, .scale = grad_scale};
-    run_pass(&j);
+    double total = 0;
+    for (size_t k = 0; k * j->piece < j->n; k++) total += j->sums[k];
+    return sqrt(total);
 }
 
-/* sum of g[i]^2 in double, in 8 interleaved partial sums (lane t takes i = t mod 8) so
- * that the adds do not wait on each other and vectorise; the same order in every build */
-FZ_CLONES
-static double sum_sq(const float *g, size_t n)
+void fz_optim_step_zero(fz_optim *o, float *params, float *grads, const unsigned char *frozen,
+                        double lr, float grad_scale, double *norm)
 {
-    double acc[8] = {0}, s = 0;
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8)
-        for (int t = 0; t < 8; t++) acc[t] += (double)g[i + t] * g[i + t];
-    for (; i < n; i++) s += (double)g[i] * g[i];
-    for (int t = 0; t < 8; t++) s += acc[t];
-    return s;
+    double sums[FZ_OPT_MAX_PIECES];
+    o->step++;
+    pass_job j = {.kind = PASS_STEP_ZERO, .o = o, .p = params, .g = grads, .frozen = frozen,
+                  .lr = lr, .n = o->n, .scale = grad_scale, .sums = norm ? sums : NULL};
+    run_pass(&j);
+    if (norm) *norm = pieces_norm(&j);
 }
 
 double fz_grad_norm(const float *grads, size_t n, double max_norm, float *scale)
@@ -297,9 +294,7 @@ double fz_grad_norm(const float *grads, size_t n, double max_norm, float *scale)
     double sums[FZ_OPT_MAX_PIECES];
     pass_job j = {.kind = PASS_SUMSQ, .g = (float *)grads, .n = n, .sums = sums};
     run_pass(&j);
-    double total = 0;
-    for (size_t k = 0; k * j.piece < n; k++) total += sums[k];
-    double norm = sqrt(total);
+    double norm = pieces_norm(&j);
     *scale = 1.0f;
     if (!(max_norm > 0) || !isfinite(norm)) return norm;
     double coef = max_norm / (norm + 1e-6);
@@ -420,6 +415,58 @@ double fz_sched_lr(const fz_sched *s, long t)
 }
 
 /* ---- Vector helpers --------------------------------------------------------------------- */
+
+/* 32 interleaved partial sums: lane k takes i = k mod 32, then the lanes are added in
+ * order; four vectors of 8 doubles whose adds do not wait on each other (with one, the
+ * pass waited on its chain of adds). The plain loop gives the same bits where the vector
+ * extensions are missing. -std=c11 keeps d * d and the add unfused in both. */
+#if defined(__GNUC__)
+typedef float fz_v8f __attribute__((vector_size(32)));
+typedef double fz_v8d __attribute__((vector_size(64)));
+
+/* *acc += (x - t)^2 over 8 lanes (through a pointer: a vector return value would have a
+ * different ABI with and without AVX-512) */
+static inline void add_sq_diff8(fz_v8d *acc, const float *x, const float *t)
+{
+    fz_v8f xf, tf = {0};
+    memcpy(&xf, x, sizeof xf);
+    if (t) memcpy(&tf, t, sizeof tf);
+    fz_v8d d = __builtin_convertvector(xf, fz_v8d) - __builtin_convertvector(tf, fz_v8d);
+    *acc += d * d;
+}
+#endif
+
+FZ_CLONES
+double fz_sum_sq_diff(const float *x, const float *t, size_t n)
+{
+    double lane[32] = {0}, s = 0;
+    size_t i = 0;
+#if defined(__GNUC__)
+    fz_v8d a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
+    for (; i + 32 <= n; i += 32) {
+        add_sq_diff8(&a0, x + i, t ? t + i : NULL);
+        add_sq_diff8(&a1, x + i + 8, t ? t + i + 8 : NULL);
+        add_sq_diff8(&a2, x + i + 16, t ? t + i + 16 : NULL);
+        add_sq_diff8(&a3, x + i + 24, t ? t + i + 24 : NULL);
+    }
+    memcpy(lane, &a0, sizeof a0);
+    memcpy(lane + 8, &a1, sizeof a1);
+    memcpy(lane + 16, &a2, sizeof a2);
+    memcpy(lane + 24, &a3, sizeof a3);
+#else
+    for (; i + 32 <= n; i += 32)
+        for (int k = 0; k < 32; k++) {
+            double d = (double)x[i + k] - (t ? (double)t[i + k] : 0.0);
+            lane[k] += d * d;
+        }
+#endif
+    for (; i < n; i++) {
+        double d = (double)x[i] - (t ? (double)t[i] : 0.0);
+        s += d * d;
+    }
+    for (int k = 0; k < 32; k++) s += lane[k];
+    return s;
+}
 
 void fz_zero(float *x, size_t n)
 {

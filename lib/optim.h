@@ -85,9 +85,12 @@ void fz_optim_step(fz_optim *o, float *params, const float *grads,
  * every gradient (all n, frozen or not) set to zero, piece by piece while the piece is in
  * the cache: for a training loop that would scale the gradients to clip them, and zero
  * them before its next backward pass (two passes over them fewer). The scaling rounds as
- * fz_clip_grad_norm's: the same bits as that followed by fz_optim_step. */
+ * fz_clip_grad_norm's: the same bits as that followed by fz_optim_step.
+ * norm, if not NULL, receives the L2 norm of the gradients as they came in (unscaled), the
+ * bits of fz_grad_norm's, measured in the same pass: for a loop that does not clip and so
+ * needs the norm only to report it and to stop on a non-finite one (after the update). */
 void fz_optim_step_zero(fz_optim *o, float *params, float *grads, const unsigned char *frozen,
-                        double lr, float grad_scale);
+                        double lr, float grad_scale, double *norm);
 
 /* Gradient-norm clipping as torch.nn.utils.clip_grad_norm_: norm = L2 norm of grads (n)
  * (accumulated in double, piece by piece of 32768 or more floats, the pieces added in
@@ -132,6 +135,9 @@ double fz_sched_lr(const fz_sched *s, long t);
 
 /* x[0..n) = 0. */
 void fz_zero(float *x, size_t n);
+/* The sum of (x[i] - t[i])^2 in double (t NULL: of x[i]^2), in 32 interleaved partial
+ * sums: the same bits in every build and on every machine. */
+double fz_sum_sq_diff(const float *x, const float *t, size_t n);
 /* The same, cut over the threads when n is large (a model's gradient vector). */
 void fz_zero_par(float *x, size_t n);
 /* Index of the first NaN or infinity in x (n), or -1 if all are finite. */

@@ -534,12 +534,14 @@ static void gather_at(fz_trainer *t, const fz_trainset *ds, const size_t *idx, i
 /* The update; with zero_grads, the gradients are zeroed in the same pass (the epoch loop:
  * the next batch then skips its own zeroing pass). fz_trainer_step leaves them in place:
  * its callers read the gradients the update used. */
+/* The update; with zero_grads the gradients are zeroed in its pass, and norm (if not NULL)
+ * receives their norm measured in it. */
 static void update(fz_trainer *t, const unsigned char *frozen, double lr, int zero_grads,
-                   float grad_scale)
+                   float grad_scale, double *norm)
 {
     fz_model *m = t->m;
     if (zero_grads) {
-        fz_optim_step_zero(&t->opt, m->params, m->grads, frozen, lr, grad_scale);
+        fz_optim_step_zero(&t->opt, m->params, m->grads, frozen, lr, grad_scale, norm);
         t->grads_zero = 1;
     } else {
         fz_optim_step(&t->opt, m->params, m->grads, frozen, lr);
@@ -580,7 +582,7 @@ static int train_batch(fz_trainer *t, int B, fz_rng *rng, double lr, long epoch,
                                "%ld (%s step): try a lower learning rate or gradient clipping",
                                epoch, batch, k == 0 ? "VAE" : "head");
             }
-            update(t, t->frozen2[k], lr, zero_grads, scale);
+            update(t, t->frozen2[k], lr, zero_grads, scale, NULL);
         }
         t->cur = FZ_STRAT_ALL;
         t->last_fuzzy = fuzzy;
@@ -593,12 +595,20 @@ static int train_batch(fz_trainer *t, int B, fz_rng *rng, double lr, long epoch,
                        "the loss became %s in epoch %ld, batch %ld (recon %g, kl %g): "
                        "try a lower learning rate or gradient clipping",
                        isnan(*loss) ? "NaN" : "infinite", epoch, batch, *recon, *kl);
-    float scale;
-    *norm = grad_norm(t, zero_grads, &scale);
-    if (!isfinite(*norm))
+    /* Without clipping the norm is only reported (and a non-finite one stops training),
+     * so the epoch loop measures it inside the update's pass instead of in a pass of its
+     * own; a non-finite gradient then spoils this step's parameters, which the caller
+     * drops with the epoch (fz-train keeps the last checkpoint). */
+    float scale = 1.0f;
+    int in_update = zero_grads && !(t->c.clip > 0);
+    if (!in_update) *norm = grad_norm(t, zero_grads, &scale);
+    if (!in_update && !isfinite(*norm))
         return fz_fail(err, FZ_EDATA, "the gradient became non-finite in epoch %ld, batch %ld",
                        epoch, batch);
-    update(t, t->frozen, lr, zero_grads, scale);
+    update(t, t->frozen, lr, zero_grads, scale, in_update ? norm : NULL);
+    if (in_update && !isfinite(*norm))
+        return fz_fail(err, FZ_EDATA, "the gradient became non-finite in epoch %ld, batch %ld",
+                       epoch, batch);
     return 0;
 }
 

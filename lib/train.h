@@ -135,7 +135,9 @@ void fz_trainer_free(fz_trainer *t);
 const fz_optim *fz_trainer_optim(const fz_trainer *t);
 /* Train one epoch (number m->epoch + 1) on ds; on success m->epoch is incremented. Returns
  * 0, 1 when progress asked to stop (the epoch is incomplete), or -1 with a reason (a NaN or
- * infinite loss, naming the epoch and batch). */
+ * infinite loss or gradient, naming the epoch and batch). After -1 the model's parameters
+ * may hold the failed step: without clipping, a non-finite gradient is found in the update
+ * itself; the caller drops the epoch. */
 int fz_trainer_epoch(fz_trainer *t, const fz_trainset *ds, fz_progress_fn progress, void *ctx,
                      fz_epoch_stats *st, fz_err *err);
 /* At the end of training: store in the model the Gaussian fitted to the mu of ds (mean and

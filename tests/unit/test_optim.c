@@ -476,9 +476,16 @@ static void test_threaded(void)
             CHECK_EQ_INT(fz_optim_init(&zo, &c, BIG, &err), 0);
             fz_blas_set_threads(2);
             size_t left = 0;
+            float unit;
+            double want = fz_grad_norm(g, BIG, 0, &unit);
             for (int s = 0; s < 3; s++) {
                 memcpy(zg, g, BIG * sizeof(float));
-                fz_optim_step_zero(&zo, zp, zg, frozen, 1e-2, 1.0f);
+                /* the norm measured in the pass: fz_grad_norm's bits */
+                double norm = -1;
+                fz_optim_step_zero(&zo, zp, zg, frozen, 1e-2, 1.0f, s == 1 ? &norm : NULL);
+                if (s == 1)
+                    CHECK_MSG(norm == want, "%s: norm in the update %.17g, fz_grad_norm %.17g",
+                              fz_opt_kind_name(kinds[k]), norm, want);
                 for (size_t i = 0; i < BIG; i++) left += zg[i] != 0;
             }
             CHECK_MSG(left == 0, "%s: %zu gradients left after fz_optim_step_zero",
@@ -500,7 +507,7 @@ static void test_threaded(void)
             CHECK(scale < 1.0f && fz_clip_grad_norm(rg, BIG, 0.5) == norm);
             fz_optim_step(&ref, rp, rg, frozen, 1e-2);
             memcpy(zg, g, BIG * sizeof(float));
-            fz_optim_step_zero(&zo, zp, zg, frozen, 1e-2, scale);
+            fz_optim_step_zero(&zo, zp, zg, frozen, 1e-2, scale, NULL);
             CHECK_MSG(memcmp(zp, rp, BIG * sizeof(float)) == 0, "%s: scaled update",
                       fz_opt_kind_name(kinds[k]));
             CHECK(memcmp(zo.state, ref.state, fz_optim_state_len(&zo) * sizeof(float)) == 0);
