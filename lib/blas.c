@@ -56,61 +56,92 @@ typedef struct gemm_split {
     float *C;
     int lda, ldb, ldc;
     int by_rows;
+    const fz_gemm_epilogue *ep;
 } gemm_split;
 
-static void gemm_split_piece(void *arg, size_t k, size_t lo_, size_t hi_)
+/* rows [r0, r1) x columns [c0, c1) of C start as the bias */
+static void fill_bias(float *C, int ldc, const float *bias, int r0, int r1, int c0, int c1)
 {
-    const gemm_split *g = arg;
-    int lo = (int)lo_, hi = (int)hi_;
-    (void)k;
-    if (g->by_rows) {
-        /* rows lo..hi of op(A): A stored (M, K) -> row offset; stored (K, M) -> column */
-        const float *A = g->transA ? g->A + lo : g->A + (size_t)lo * g->lda;
-        cblas_sgemm(CblasRowMajor, g->transA ? CblasTrans : CblasNoTrans,
-                    g->transB ? CblasTrans : CblasNoTrans, hi - lo, g->N, g->K, g->alpha, A,
-                    g->lda, g->B, g->ldb, g->beta, g->C + (size_t)lo * g->ldc, g->ldc);
-    } else {
-        /* columns lo..hi of op(B): B stored (K, N) -> column offset; stored (N, K) -> row */
-        const float *B = g->transB ? g->B + (size_t)lo * g->ldb : g->B + lo;
-        cblas_sgemm(CblasRowMajor, g->transA ? CblasTrans : CblasNoTrans,
-                    g->transB ? CblasTrans : CblasNoTrans, g->M, hi - lo, g->K, g->alpha,
-                    g->A, g->lda, B, g->ldb, g->beta, g->C + lo, g->ldc);
-    }
+    for (int r = r0; r < r1; r++)
+        memcpy(C + (size_t)r * ldc + c0, bias + c0, (size_t)(c1 - c0) * sizeof(float));
 }
 
-void fz_gemm(int transA, int transB, int M, int N, int K, float alpha, const float *A,
-             int lda, const float *B, int ldb, float beta, float *C, int ldc)
+/* The block rows [r0, r1) x columns [c0, c1) of C, with the epilogue around it. */
+static void gemm_block(const gemm_split *g, int r0, int r1, int c0, int c1)
+{
+    const fz_gemm_epilogue *ep = g->ep;
+    if (ep && ep->bias) fill_bias(g->C, g->ldc, ep->bias, r0, r1, c0, c1);
+    /* rows of op(A): A stored (M, K) -> row offset, stored (K, M) -> column offset;
+     * columns of op(B): B stored (K, N) -> column offset, stored (N, K) -> row offset */
+    const float *A = g->transA ? g->A + r0 : g->A + (size_t)r0 * g->lda;
+    const float *B = g->transB ? g->B + (size_t)c0 * g->ldb : g->B + c0;
+    cblas_sgemm(CblasRowMajor, g->transA ? CblasTrans : CblasNoTrans,
+                g->transB ? CblasTrans : CblasNoTrans, r1 - r0, c1 - c0, g->K, g->alpha, A,
+                g->lda, B, g->ldb, g->beta, g->C + (size_t)r0 * g->ldc + c0, g->ldc);
+    if (ep && ep->fn) ep->fn(ep->ctx, r0, r1, c0, c1);
+}
+
+static void gemm_split_piece(void *arg, size_t k, size_t lo, size_t hi)
+{
+    const gemm_split *g = arg;
+    (void)k;
+    if (g->by_rows) gemm_block(g, (int)lo, (int)hi, 0, g->N);
+    else gemm_block(g, 0, g->M, (int)lo, (int)hi);
+}
+
+/* How fz_gemm cuts a product over nt threads: returns the parts (1: not cut) and sets
+ * *by_rows. Measured: by columns when A has few rows and a long inner dimension or a wide C
+ * (the 64-row batches against 784 or 256 inputs: each part would pack all of B for 32
+ * rows), or when C is at least 8 times as wide as it is tall (256 x 9216 x 625: 1.98x by
+ * columns, 1.78x by rows); else by rows. A part is at least 16 rows or columns. */
+static int split_plan(int M, int N, int K, int nt, int *by_rows)
+{
+    *by_rows = !((M <= 64 && (K >= 256 || N >= 512)) || N >= 8 * M);
+    int dim = *by_rows ? M : N;
+    int parts = nt < dim / 16 ? nt : dim / 16;
+    if (nt < 2 || K <= 0 || (double)M * N * K < FZ_GEMM_SPLIT_MIN || parts < 2) return 1;
+    return parts;
+}
+
+int fz_gemm_parts(int M, int N, int K)
+{
+    int by_rows;
+    if (M <= 0 || N <= 0) return 1;
+    return split_plan(M, N, K, openblas_get_num_threads(), &by_rows);
+}
+
+void fz_gemm_ep(int transA, int transB, int M, int N, int K, float alpha, const float *A,
+                int lda, const float *B, int ldb, float beta, float *C, int ldc,
+                const fz_gemm_epilogue *ep)
 {
     if (M <= 0 || N <= 0) return;
+    gemm_split g = {transA, transB, M, N, K, alpha, beta, A, B, C, lda, ldb, ldc, 1, ep};
     if (K <= 0) {
+        if (ep && ep->bias) fill_bias(C, ldc, ep->bias, 0, M, 0, N);
         scale_c(M, N, beta, C, ldc);
+        if (ep && ep->fn) ep->fn(ep->ctx, 0, M, 0, N);
         return;
     }
-    double macs = (double)M * N * K;
     int nt = openblas_get_num_threads();
     if (nt > 1) {
         openblas_set_num_threads(1);
-        /* Which way to cut, measured: by columns when A has few rows and a long inner
-         * dimension or a wide C (the 64-row batches against 784 or 256 inputs: each part
-         * would pack all of B for 32 rows), or when C is at least 8 times as wide as it is
-         * tall (256 x 9216 x 625: 1.98x by columns, 1.78x by rows); else by rows. A part
-         * is at least 16 rows or columns. */
-        int by_rows = !((M <= 64 && (K >= 256 || N >= 512)) || N >= 8 * M);
-        int dim = by_rows ? M : N;
-        int parts = nt < dim / 16 ? nt : dim / 16;
-        if (macs >= FZ_GEMM_SPLIT_MIN && parts > 1) {
-            gemm_split g = {transA, transB, M, N, K, alpha, beta, A, B, C,
-                            lda, ldb, ldc, by_rows};
+        int parts = split_plan(M, N, K, nt, &g.by_rows);
+        if (parts > 1) {
+            int dim = g.by_rows ? M : N;
             size_t piece = ((size_t)(dim + parts - 1) / parts + 15) & ~(size_t)15;
             fz_threads_pieces(parts, (size_t)dim, piece, gemm_split_piece, &g);
             openblas_set_num_threads(nt);
             return;
         }
     }
-    cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans,
-                transB ? CblasTrans : CblasNoTrans, M, N, K, alpha, A, lda, B, ldb, beta, C,
-                ldc);
+    gemm_block(&g, 0, M, 0, N);
     if (nt > 1) openblas_set_num_threads(nt);
+}
+
+void fz_gemm(int transA, int transB, int M, int N, int K, float alpha, const float *A,
+             int lda, const float *B, int ldb, float beta, float *C, int ldc)
+{
+    fz_gemm_ep(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, NULL);
 }
 
 /* Concurrent calls. Debian's OpenBLAS 0.3.21 is the pthreads build (USE_THREAD=1,

@@ -40,6 +40,29 @@
 void fz_gemm(int transA, int transB, int M, int N, int K, float alpha, const float *A,
              int lda, const float *B, int ldb, float beta, float *C, int ldc);
 
+/* What the parts of a product do around their block of C, on the thread that computes the
+ * block and while it is in that thread's cache: before the product, each of the block's
+ * rows is set to bias (N floats; the product then adds to it: give beta 1); after it, fn
+ * (if not NULL) is called on rows [row0, row1) and columns [col0, col1) of C. Blocks cover
+ * C once; a block with col0 == 0 holds whole rows' starts, so work per row of C (a sum
+ * over a row range) is done once by taking only those. On one thread: one block, all of
+ * C. */
+typedef struct fz_gemm_epilogue {
+    const float *bias;
+    void (*fn)(void *ctx, int row0, int row1, int col0, int col1);
+    void *ctx;
+} fz_gemm_epilogue;
+
+/* The number of blocks fz_gemm cuts an M x N x K product into with the current thread
+ * count (1: it runs on the calling thread). */
+int fz_gemm_parts(int M, int N, int K);
+
+/* fz_gemm with an epilogue (NULL: none). The bias set before the product gives the bits of
+ * setting all of C to it first. */
+void fz_gemm_ep(int transA, int transB, int M, int N, int K, float alpha, const float *A,
+                int lda, const float *B, int ldb, float beta, float *C, int ldc,
+                const fz_gemm_epilogue *ep);
+
 /* The same product on the calling thread, for parts of a parallel loop (threads.h) running
  * concurrently: it never changes OpenBLAS's thread count (fz_gemm does, for small
  * products, and two threads doing so at once would race). Call it between

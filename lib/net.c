@@ -280,6 +280,12 @@ static const float *forward_from(fz_net *net, int from, const float *cur, int B,
             net->act[i] = (float *)cur;
             continue;
         }
+        /* a Linear layer and the activation after it in one step where that is faster */
+        if (i + 1 < net->n &&
+            fz_layer_forward_pair(L, &net->layers[i + 1], cur, net->act[i], net->act[i + 1], B, train)) {
+            cur = net->act[++i];
+            continue;
+        }
         fz_layer_forward(L, cur, net->act[i], B, train, rng);
         cur = net->act[i];
     }

@@ -205,6 +205,12 @@ size_t fz_layer_scratch_floats(const fz_layer *L) { return fz_layer_scratch_floa
 
 int fz_layer_is_view(const fz_layer *L) { return L->kind == FZ_FLATTEN || L->kind == FZ_UNFLATTEN; }
 
+int fz_layer_is_act(const fz_layer *L)
+{
+    return L->kind == FZ_RELU || L->kind == FZ_LEAKYRELU || L->kind == FZ_SILU ||
+           L->kind == FZ_SIGMOID || L->kind == FZ_TANH || L->kind == FZ_SOFTPLUS;
+}
+
 void fz_layer_bind(fz_layer *L, float *params, float *grads, float *buffers)
 {
     size_t nw = nweight(L), nb = nbias(L);
@@ -304,33 +310,88 @@ void fz_dropout_use_mask(fz_layer *L, const unsigned char *keep) { L->ext_mask =
 
 /* ---- Linear ------------------------------------------------------------------------- */
 
-static void linear_forward(fz_layer *L, const float *x, float *y, int B)
+static void act_forward(const fz_layer *L, const float *x, float *y, size_t total);
+static int act_threads(const fz_layer *L, size_t total, int backward);
+
+/* An activation applied to a block of a Linear layer's output as the product's epilogue:
+ * x, y (rows, ld) */
+typedef struct act_block_job {
+    const fz_layer *act;
+    const float *x;
+    float *y;
+    int ld;
+} act_block_job;
+
+static void act_block(void *ctx, int r0, int r1, int c0, int c1)
+{
+    const act_block_job *j = ctx;
+    for (int r = r0; r < r1; r++)
+        act_forward(j->act, j->x + (size_t)r * j->ld + c0, j->y + (size_t)r * j->ld + c0,
+                    (size_t)(c1 - c0));
+}
+
+/* y (B, out) = x (B, in; rows ldx apart) * W^T (in, out) [+ the bias], and, with act, ay =
+ * act(y) (B, out), each block on the thread that computed it */
+static void linear_forward_into(fz_layer *L, const float *x, size_t ldx, float *y, int B,
+                                const fz_layer *act, float *ay)
 {
     int in = L->in.c, out = L->out.c;
-    if (L->has_bias)
-        for (int n = 0; n < B; n++) memcpy(y + (size_t)n * out, L->bias, (size_t)out * sizeof(float));
-    /* y (B, out) = x (B, in) * W^T (in, out) [+ y holding the bias] */
-    fz_gemm(0, 1, B, out, in, 1.0f, x, in, L->weight, in, L->has_bias ? 1.0f : 0.0f, y, out);
+    act_block_job aj = {act, y, ay, out};
+    fz_gemm_epilogue ep = {L->has_bias ? L->bias : NULL, act ? act_block : NULL, &aj};
+    fz_gemm_ep(0, 1, B, out, in, 1.0f, x, (int)ldx, L->weight, in, L->has_bias ? 1.0f : 0.0f,
+               y, out, &ep);
+}
+
+static void linear_forward(fz_layer *L, const float *x, float *y, int B)
+{
+    linear_forward_into(L, x, (size_t)L->in.c, y, B, NULL, NULL);
 }
 
 void fz_linear_forward_ld(fz_layer *L, const float *x, size_t ldx, float *y, int B)
 {
-    int in = L->in.c, out = L->out.c;
     L->last_train = 0;
-    if (L->has_bias)
-        for (int n = 0; n < B; n++) memcpy(y + (size_t)n * out, L->bias, (size_t)out * sizeof(float));
-    /* y (B, out) = x (B, in; rows ldx apart) * W^T (in, out) [+ y holding the bias] */
-    fz_gemm(0, 1, B, out, in, 1.0f, x, (int)ldx, L->weight, in, L->has_bias ? 1.0f : 0.0f, y, out);
+    linear_forward_into(L, x, ldx, y, B, NULL, NULL);
+}
+
+int fz_layer_forward_pair(fz_layer *L, fz_layer *next, const float *x, float *y, float *y2,
+                          int B, int train)
+{
+    if (L->kind != FZ_LINEAR || !fz_layer_is_act(next)) return 0;
+    size_t total = (size_t)B * fz_layer_out_size(L);
+    /* Where the product runs on the calling thread and the activation would be cut over
+     * the threads, the two stay apart. */
+    if (fz_gemm_parts(B, L->out.c, L->in.c) < 2 && act_threads(next, total, 0) > 1) return 0;
+    L->last_train = next->last_train = train != 0;
+    linear_forward_into(L, x, (size_t)L->in.c, y, B, next, y2);
+    return 1;
+}
+
+/* dbias[o] += dy[n][o] over the batch, for the rows o of a block of the weight gradient
+ * (once per row: the block that starts at column 0) */
+typedef struct bias_grad_job {
+    float *dbias;
+    const float *dy; /* (B, out) */
+    int B, out;
+} bias_grad_job;
+
+static void bias_grad_block(void *ctx, int r0, int r1, int c0, int c1)
+{
+    const bias_grad_job *j = ctx;
+    (void)c1;
+    if (c0 != 0) return;
+    for (int n = 0; n < j->B; n++)
+        for (int o = r0; o < r1; o++) j->dbias[o] += j->dy[(size_t)n * j->out + o];
 }
 
 static void linear_backward(fz_layer *L, const float *x, const float *dy, float *dx, int B)
 {
     int in = L->in.c, out = L->out.c;
-    /* dW (out, in) += dy^T (out, B) * x (B, in) */
-    fz_gemm(1, 0, out, in, B, 1.0f, dy, out, x, in, 1.0f, L->dweight, in);
-    if (L->has_bias)
-        for (int n = 0; n < B; n++)
-            for (int o = 0; o < out; o++) L->dbias[o] += dy[(size_t)n * out + o];
+    /* dW (out, in) += dy^T (out, B) * x (B, in); the bias gradient, the sums of dy's
+     * columns, with it: each part sums the rows of dW it computed */
+    bias_grad_job bj = {L->dbias, dy, B, out};
+    fz_gemm_epilogue ep = {NULL, bias_grad_block, &bj};
+    fz_gemm_ep(1, 0, out, in, B, 1.0f, dy, out, x, in, 1.0f, L->dweight, in,
+               L->has_bias ? &ep : NULL);
     /* dx (B, in) = dy (B, out) * W (out, in) */
     if (dx) fz_gemm(0, 0, B, in, out, 1.0f, dy, out, L->weight, in, 0.0f, dx, in);
 }
@@ -959,14 +1020,26 @@ static void act_piece(void *arg, size_t k, size_t lo, size_t hi)
         act_forward(j->L, x, j->out + lo, hi - lo);
 }
 
+static int act_costly(const fz_layer *L, int backward)
+{
+    return !backward && (L->kind == FZ_SIGMOID || L->kind == FZ_SILU || L->kind == FZ_TANH ||
+                         L->kind == FZ_SOFTPLUS);
+}
+
+/* the threads act_run cuts total elements over */
+static int act_threads(const fz_layer *L, size_t total, int backward)
+{
+    int costly = act_costly(L, backward);
+    size_t piece = costly ? FZ_ACT_EXP_PIECE : FZ_ACT_PIECE;
+    size_t min = costly ? FZ_ACT_EXP_MIN : FZ_PAR_MIN;
+    return total < min ? 1 : par_threads(FZ_PAR_MIN, total / piece + 1);
+}
+
 static void act_run(const fz_layer *L, const float *x, const float *y, const float *dy,
                     float *out, size_t total, int backward)
 {
-    int costly = !backward && (L->kind == FZ_SIGMOID || L->kind == FZ_SILU ||
-                               L->kind == FZ_TANH || L->kind == FZ_SOFTPLUS);
-    size_t piece = costly ? FZ_ACT_EXP_PIECE : FZ_ACT_PIECE;
-    size_t min = costly ? FZ_ACT_EXP_MIN : FZ_PAR_MIN;
-    int T = total < min ? 1 : par_threads(FZ_PAR_MIN, total / piece + 1);
+    size_t piece = act_costly(L, backward) ? FZ_ACT_EXP_PIECE : FZ_ACT_PIECE;
+    int T = act_threads(L, total, backward);
     act_job j = {L, x, y, dy, out, backward};
     if (T == 1) piece = total; /* one call over everything */
     fz_threads_pieces(T, total, piece, act_piece, &j);

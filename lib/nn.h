@@ -167,6 +167,8 @@ size_t fz_layer_scratch_floats(const fz_layer *L);
 size_t fz_layer_scratch_floats_for(const fz_layer *L, int max_batch);
 /* 1 for Flatten/Unflatten: the output is the input's memory seen with another shape. */
 int fz_layer_is_view(const fz_layer *L);
+/* 1 for the element-wise activations (ReLU, LeakyReLU, SiLU, Sigmoid, Tanh, Softplus). */
+int fz_layer_is_act(const fz_layer *L);
 
 /* Point the layer at its slices: params and grads (fz_layer_nparams floats each) and
  * buffers (fz_layer_nbuffers floats). Pointers may be NULL when the count is 0; grads may
@@ -193,6 +195,14 @@ void fz_layer_free(fz_layer *L);
  * updates its running statistics: running = 0.9 * running + 0.1 * batch, with the unbiased
  * batch variance (n/(n-1), n = B*H*W; with n == 1 the biased one, 0). */
 void fz_layer_forward(fz_layer *L, const float *x, float *y, int B, int train, fz_rng *rng);
+
+/* fz_layer_forward of L into y and then of next (on y) into y2, as one step where that is
+ * faster: a Linear layer followed by an activation computes the activation of each block
+ * of its output on the thread that computed the block, right after it (the same bits as
+ * layer by layer). Returns 1 if it did both, 0 if it did nothing (the caller then runs the
+ * two layers itself). */
+int fz_layer_forward_pair(fz_layer *L, fz_layer *next, const float *x, float *y, float *y2,
+                          int B, int train);
 
 /* Given dy (B, out) = dLoss/dy, add dLoss/dparams into the gradient block and write
  * dx (B, in) = dLoss/dx (skipped when dx is NULL). x and y are those of the latest forward

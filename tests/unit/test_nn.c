@@ -741,12 +741,73 @@ static void test_memory(void)
     free(g);
 }
 
+/* A Linear layer and the activation after it in one step (fz_layer_forward_pair): on two
+ * threads, products cut by rows and by columns, forward and weight gradient, give the bits
+ * of the layer computed as before the epilogues: C set to the bias and then the product
+ * (fz_gemm, cut the same way), the activation over all of it, the bias gradient summed
+ * over the batch on one thread. */
+static void test_linear_pair(void)
+{
+    /* {B, in, out}: forward by columns and dW by rows; forward by columns; both by rows;
+     * dW by columns (out <= 64 and in >= 512) */
+    static const int shapes[][3] = {{64, 784, 128}, {64, 128, 784}, {200, 300, 100}, {64, 600, 48}};
+    fz_layer_kind acts[2] = {FZ_RELU, FZ_SIGMOID};
+    int prev = fz_blas_threads();
+    fz_blas_set_threads(2);
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+        for (int a = 0; a < 2; a++) {
+            int B = shapes[s][0], in = shapes[s][1], out = shapes[s][2];
+            fz_layer L, A;
+            fz_err err;
+            CHECK_EQ_INT(fz_linear_init(&L, in, out, 1, &err), 0);
+            CHECK_EQ_INT(fz_act_init(&A, acts[a], (fz_shape){out, 1, 1}, &err), 0);
+            size_t np = fz_layer_nparams(&L), ny = (size_t)B * out;
+            float *p = malloc(np * sizeof(float)), *g = calloc(np, sizeof(float));
+            float *x = malloc((size_t)B * in * sizeof(float));
+            float *y = malloc(ny * sizeof(float)), *y2 = malloc(ny * sizeof(float));
+            float *ry = malloc(ny * sizeof(float)), *ry2 = malloc(ny * sizeof(float));
+            float *dy = malloc(ny * sizeof(float)), *rdw = calloc((size_t)out * in, sizeof(float));
+            float *rdb = calloc((size_t)out, sizeof(float));
+            CHECK(p && g && x && y && y2 && ry && ry2 && dy && rdw && rdb);
+            if (!p || !g || !x || !y || !y2 || !ry || !ry2 || !dy || !rdw || !rdb) return;
+            for (size_t i = 0; i < np; i++) p[i] = (float)urand(-0.2, 0.2);
+            for (size_t i = 0; i < (size_t)B * in; i++) x[i] = (float)urand(-1, 1);
+            for (size_t i = 0; i < ny; i++) dy[i] = (float)urand(-1, 1);
+            fz_layer_bind(&L, p, g, NULL);
+            CHECK_EQ_INT(fz_layer_reserve(&L, B, NULL, &err), 0);
+            CHECK_EQ_INT(fz_layer_reserve(&A, B, NULL, &err), 0);
+            CHECK(fz_gemm_parts(B, out, in) == 2);
+            CHECK_EQ_INT(fz_layer_forward_pair(&L, &A, x, y, y2, B, 1), 1);
+            for (int n = 0; n < B; n++) memcpy(ry + (size_t)n * out, L.bias, out * sizeof(float));
+            fz_gemm(0, 1, B, out, in, 1.0f, x, in, L.weight, in, 1.0f, ry, out);
+            fz_layer_forward(&A, ry, ry2, B, 1, NULL);
+            CHECK_MSG(memcmp(y, ry, ny * sizeof(float)) == 0 && memcmp(y2, ry2, ny * sizeof(float)) == 0,
+                      "pair %dx%dx%d %s: forward differs", B, in, out, fz_layer_kind_name(acts[a]));
+            /* the weight gradient and the bias gradient summed in its epilogue */
+            fz_layer_backward(&L, x, y, dy, NULL, B);
+            fz_gemm(1, 0, out, in, B, 1.0f, dy, out, x, in, 1.0f, rdw, in);
+            for (int n = 0; n < B; n++)
+                for (int o = 0; o < out; o++) rdb[o] += dy[(size_t)n * out + o];
+            CHECK_MSG(memcmp(L.dweight, rdw, (size_t)out * in * sizeof(float)) == 0 &&
+                          memcmp(L.dbias, rdb, out * sizeof(float)) == 0,
+                      "pair %dx%dx%d: weight or bias gradient differs", B, in, out);
+            /* not a Linear layer followed by an activation: nothing done */
+            CHECK_EQ_INT(fz_layer_forward_pair(&A, &L, x, y, y2, B, 1), 0);
+            fz_layer_free(&L);
+            fz_layer_free(&A);
+            free(p), free(g), free(x), free(y), free(y2), free(ry), free(ry2), free(dy);
+            free(rdw), free(rdb);
+        }
+    fz_blas_set_threads(prev);
+}
+
 int main(void)
 {
     test_keep_mask();
     test_fused_eval();
     fz_rng_seed(&rng, 42);
     test_linear();
+    test_linear_pair();
     test_conv();
     test_convt();
     test_winograd();
