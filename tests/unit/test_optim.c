@@ -553,9 +553,84 @@ static void test_threaded(void)
     free(frozen);
 }
 
+/* PyTorch's Adam/AdamW step in float as its CPU kernels round it, with the division by
+ * sqrt(bias_correction2) written as a division: the library divides without the divider
+ * and must give these bits. */
+static void ref_adam_float(const fz_opt_conf *c, double lr, long step, float *p,
+                           const float *g, float *m, float *v, size_t n)
+{
+    double bc1 = 1.0 - pow(c->beta1, (double)step), bc2 = 1.0 - pow(c->beta2, (double)step);
+    float step_size = (float)(lr / bc1), bc2_sqrt = (float)sqrt(bc2);
+    float b1 = (float)c->beta1, omb1 = (float)(1.0 - c->beta1);
+    float b2 = (float)c->beta2, omb2 = (float)(1.0 - c->beta2);
+    float eps = (float)c->eps, wd = (float)c->weight_decay;
+    int l2 = c->kind == FZ_OPT_ADAM && c->weight_decay != 0;
+    float decay = c->kind == FZ_OPT_ADAMW && c->weight_decay != 0
+                      ? (float)(1.0 - lr * c->weight_decay) : 1.0f;
+    for (size_t i = 0; i < n; i++) {
+        float gi = g[i], pi = p[i] * decay;
+        gi = l2 ? fmaf(pi, wd, gi) : gi;
+        float mi = fmaf(gi, omb1, m[i] * b1);
+        float vi = fmaf(omb2 * gi, gi, v[i] * b2);
+        float denom = sqrtf(vi) / bc2_sqrt + eps;
+        m[i] = mi;
+        v[i] = vi;
+        p[i] = pi + -step_size * mi / denom;
+    }
+}
+
+/* 50,000 parameters whose gradients span 1e-9 to 10 (so that sqrt(v) takes all kinds of
+ * significands), 40 steps, three beta2 and both kinds: the same bits as ref_adam_float. */
+static void test_adam_bits(void)
+{
+    enum { NP = 50000, NSTEPS = 40 };
+    float *p = malloc(NP * sizeof(float)), *rp = malloc(NP * sizeof(float));
+    float *g = malloc(NP * sizeof(float)), *rm = calloc(NP, sizeof(float));
+    float *rv = calloc(NP, sizeof(float));
+    CHECK(p && rp && g && rm && rv);
+    if (!p || !rp || !g || !rm || !rv) return;
+    double beta2s[3] = {0.999, 0.99, 0.9999};
+    fz_opt_kind kinds[2] = {FZ_OPT_ADAM, FZ_OPT_ADAMW};
+    fz_rng r;
+    fz_rng_seed(&r, 77);
+    for (int k = 0; k < 2; k++)
+        for (int b = 0; b < 3; b++) {
+            fz_opt_conf c = fz_opt_defaults(kinds[k]);
+            c.beta2 = beta2s[b];
+            c.weight_decay = 0.01;
+            fz_optim o;
+            fz_err err = {0};
+            CHECK_EQ_INT(fz_optim_init(&o, &c, NP, &err), 0);
+            for (size_t i = 0; i < NP; i++) rp[i] = p[i] = (float)(fz_rng_uniform(&r) - 0.5);
+            memset(rm, 0, NP * sizeof(float));
+            memset(rv, 0, NP * sizeof(float));
+            size_t differ = 0;
+            for (long s = 1; s <= NSTEPS; s++) {
+                for (size_t i = 0; i < NP; i++) {
+                    double mag = pow(10.0, -9.0 + 10.0 * fz_rng_uniform(&r));
+                    g[i] = (float)(fz_rng_uniform(&r) < 0.5 ? -mag : mag);
+                }
+                fz_optim_step(&o, p, g, NULL, 1e-3);
+                ref_adam_float(&c, 1e-3, s, rp, g, rm, rv, NP);
+                for (size_t i = 0; i < NP; i++) differ += p[i] != rp[i];
+            }
+            CHECK_MSG(differ == 0 && memcmp(o.m, rm, NP * sizeof(float)) == 0 &&
+                          memcmp(o.v, rv, NP * sizeof(float)) == 0,
+                      "%s beta2 %g: %zu parameter updates differ from the division's",
+                      fz_opt_kind_name(kinds[k]), beta2s[b], differ);
+            fz_optim_free(&o);
+        }
+    free(p);
+    free(rp);
+    free(g);
+    free(rm);
+    free(rv);
+}
+
 int main(void)
 {
     test_against_formulas();
+    test_adam_bits();
     test_hand_values();
     test_converges();
     test_frozen();
