@@ -874,6 +874,10 @@ static void dropout_backward(fz_layer *L, const float *dy, float *dx, size_t tot
  * arithmetic, not by memory: with the multiply-adds (instead of a multiply and an add each)
  * and 2^n's halves by a shift, SiLU's forward went from 0.79 to 0.57 ns an element on one
  * thread, and vae-conv trained 4.8% faster. */
+/* always inlined: called as a function it would be the baseline build, fmaf a library call */
+#if defined(__GNUC__)
+__attribute__((always_inline))
+#endif
 static inline float exp_v(float x)
 {
     float xc = x < -87.33654f ? -87.33654f : x > 88.72283f ? 88.72283f : x;

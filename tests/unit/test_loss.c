@@ -1,6 +1,7 @@
 /* test_loss.c - losses and the reparameterised sampling step against known values and
  * against double-precision reference formulas written out here independently, with
  * gradients checked by central differences of those references. */
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -618,6 +619,30 @@ static void test_pieces(void)
     free(g[1]);
 }
 
+/* The float log inside the BCE against double precision: -log p for 200,000 p spread
+ * geometrically over [1e-37, 1) and 100,000 just below 1 (targets 1, one element: the loss
+ * is the float log itself), within 2 ulp; 1 - p for targets 0 the same way. */
+static void test_bce_log_accuracy(void)
+{
+    float one = 1.0f, zero = 0.0f;
+    double worst = 0;
+    for (int i = 0; i < 300000; i++) {
+        float p = i < 200000 ? (float)pow(10.0, -37.0 + 37.0 * i / 200000.0)
+                             : 1.0f - (float)(i - 199999) * 5.9604645e-8f;
+        if (!(p > 0.0f && p < 1.0f)) continue;
+        double want = -log((double)p);
+        double got = fz_bce(&p, &one, 1, 1, FZ_RED_SUM, 0, 1, NULL);
+        /* the float result's error in its own ulps (FLT_EPSILON relative) */
+        if (want > 1e-30) worst = fmax(worst, fabs(got - want) / want / FLT_EPSILON);
+        float q = 1.0f - p;
+        double want0 = -log((double)(1.0f - q));
+        double got0 = fz_bce(&q, &zero, 1, 1, FZ_RED_SUM, 0, 1, NULL);
+        if (want0 > 1e-30 && -log((double)p) < 100)
+            worst = fmax(worst, fabs(got0 - want0) / want0 / FLT_EPSILON);
+    }
+    CHECK_MSG(worst <= 2.0, "the BCE's log within %.2f ulp", worst);
+}
+
 int main(void)
 {
     test_reductions();
@@ -630,5 +655,6 @@ int main(void)
     test_reparam();
     test_pieces();
     test_bce_background();
+    test_bce_log_accuracy();
     return check_report("test_loss");
 }
