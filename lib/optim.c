@@ -5,6 +5,7 @@
 #include "threads.h"
 
 #include <math.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -83,6 +84,9 @@ int fz_optim_init(fz_optim *o, const fz_opt_conf *conf, size_t n, fz_err *err)
 
 void fz_optim_free(fz_optim *o)
 {
+    fz_optim_step_zero_end(o, NULL); /* an update still running (an error path) ends first */
+    free(o->bg);
+    o->bg = NULL;
     free(o->state);
     o->state = o->m = o->v = NULL;
 }
@@ -298,6 +302,87 @@ void fz_optim_step_zero(fz_optim *o, float *params, float *grads, const unsigned
                   .lr = lr, .n = o->n, .scale = grad_scale, .sums = norm ? sums : NULL};
     run_pass(&j);
     if (norm) *norm = pieces_norm(&j);
+}
+
+/* The update begun by fz_optim_step_zero_begin: pieces [k0, k1) taken in turn from a
+ * shared counter by the worker and, from fz_optim_step_zero_end on, by the caller. */
+typedef struct bg_update {
+    pass_job j;
+    double sums[FZ_OPT_MAX_PIECES];
+    size_t k0, k1;
+    atomic_size_t next;
+    int running;
+} bg_update;
+
+static void bg_part(void *arg, int i)
+{
+    bg_update *b = arg;
+    (void)i;
+    for (;;) {
+        size_t k = atomic_fetch_add(&b->next, 1);
+        if (k >= b->k1) break;
+        size_t lo = k * b->j.piece, hi = lo + b->j.piece < b->j.n ? lo + b->j.piece : b->j.n;
+        pass_range(&b->j, k, lo, hi);
+    }
+}
+
+int fz_optim_step_zero_begin(fz_optim *o, float *params, float *grads,
+                             const unsigned char *frozen, double lr, size_t lo, size_t hi)
+{
+    fz_optim_step_zero_end(o, NULL);
+    size_t piece = piece_size(o->n), pieces = (o->n + piece - 1) / piece;
+    if (hi > o->n) hi = o->n;
+    size_t k0 = (lo + piece - 1) / piece, k1 = hi == o->n ? pieces : hi / piece;
+    if (k0 >= k1 || fz_blas_threads() < 2) return -1;
+    if (!o->bg && !(o->bg = malloc(sizeof(bg_update)))) return -1;
+    bg_update *b = o->bg;
+    o->step++;
+    b->j = (pass_job){.kind = PASS_STEP_ZERO, .o = o, .p = params, .g = grads, .frozen = frozen,
+                      .lr = lr, .n = o->n, .scale = 1.0f, .sums = b->sums, .piece = piece};
+    b->k0 = k0;
+    b->k1 = k1;
+    atomic_store(&b->next, k0);
+    b->running = 1;
+    if (fz_threads_start(bg_part, b) != 0) {
+        b->running = 0;
+        o->step--;
+        return -1;
+    }
+    return 0;
+}
+
+/* pieces [k_off, k_off + count) of a pass, over the threads as run_pass cuts them */
+typedef struct range_job {
+    pass_job *j;
+    size_t k_off;
+} range_job;
+
+static void range_piece(void *arg, size_t k, size_t lo, size_t hi)
+{
+    range_job *r = arg;
+    size_t off = r->k_off * r->j->piece;
+    pass_range(r->j, k + r->k_off, lo + off, hi + off);
+}
+
+static void run_pieces(pass_job *j, size_t k_from, size_t k_to)
+{
+    if (k_from >= k_to) return;
+    size_t lo = k_from * j->piece, hi = k_to * j->piece < j->n ? k_to * j->piece : j->n;
+    range_job r = {j, k_from};
+    fz_threads_pieces(hi - lo < FZ_OPT_PAR_MIN ? 1 : fz_blas_threads(), hi - lo, j->piece,
+                      range_piece, &r);
+}
+
+void fz_optim_step_zero_end(fz_optim *o, double *norm)
+{
+    bg_update *b = o->bg;
+    if (!b || !b->running) return;
+    fz_threads_finish();
+    b->running = 0;
+    size_t pieces = (b->j.n + b->j.piece - 1) / b->j.piece;
+    run_pieces(&b->j, 0, b->k0);
+    run_pieces(&b->j, b->k1, pieces);
+    if (norm) *norm = pieces_norm(&b->j);
 }
 
 double fz_grad_norm(const float *grads, size_t n, double max_norm, float *scale)

@@ -62,6 +62,7 @@ typedef struct fz_optim {
     float *m;     /* (n) Adam first moment or SGD momentum buffer; NULL for plain SGD */
     float *v;     /* (n) Adam second moment; NULL for SGD */
     long step;    /* updates taken so far */
+    void *bg;     /* the update fz_optim_step_zero_begin started, or NULL (allocated once) */
 } fz_optim;
 
 /* Checks conf and allocates zeroed state for n parameters.  0, or -1 with a reason. */
@@ -91,6 +92,19 @@ void fz_optim_step(fz_optim *o, float *params, const float *grads,
  * needs the norm only to report it and to stop on a non-finite one (after the update). */
 void fz_optim_step_zero(fz_optim *o, float *params, float *grads, const unsigned char *frozen,
                         double lr, float grad_scale, double *norm);
+
+/* fz_optim_step_zero (grad_scale 1, with the norm) in two calls, so that part of the
+ * update runs on a worker while the caller still computes gradients: begin counts the step
+ * and starts (fz_threads_start) the update and zeroing of the pieces that lie wholly in
+ * [lo, hi), whose gradients must be final and which nothing may touch before end; end
+ * does the rest (the caller takes the pieces the worker has not begun, then the other
+ * pieces over the threads) and sets *norm (if not NULL): the same parameters, state and
+ * norm, bit for bit, as fz_optim_step_zero. begin returns 0 when it started, -1 when it
+ * did nothing (one thread, the pool busy, no whole piece in the range, no memory): then
+ * call fz_optim_step_zero. */
+int fz_optim_step_zero_begin(fz_optim *o, float *params, float *grads,
+                             const unsigned char *frozen, double lr, size_t lo, size_t hi);
+void fz_optim_step_zero_end(fz_optim *o, double *norm);
 
 /* Gradient-norm clipping as torch.nn.utils.clip_grad_norm_: norm = L2 norm of grads (n)
  * (accumulated in double, piece by piece of 32768 or more floats, the pieces added in

@@ -53,6 +53,17 @@ static struct {
           .done = PTHREAD_COND_INITIALIZER,
           .run = PTHREAD_MUTEX_INITIALIZER};
 
+/* A job started by fz_threads_start and not finished yet: only its owner (the thread
+ * holding pool.run) reads or changes this. */
+static struct {
+    int active;
+    pthread_t owner;
+    unsigned gen;
+    int nw;
+    void (*fn)(void *, int);
+    void *arg;
+} bg;
+
 static pthread_once_t hooks_once = PTHREAD_ONCE_INIT;
 
 static long long now_ns(void)
@@ -137,6 +148,7 @@ static void after_fork_child(void)
     pool.nworkers = 0;
     pool.quit = 0;
     atomic_store(&pool.pending, 0);
+    bg.active = 0;
 }
 
 static void install_hooks(void)
@@ -161,12 +173,9 @@ static void grow(int want)
     }
 }
 
-void fz_threads_run(int n, void (*fn)(void *arg, int i), void *arg)
+/* Post fn's parts 1..nw to the workers (caller holds pool.run); returns the generation. */
+static unsigned post(int n, void (*fn)(void *arg, int i), void *arg, int *nw_out)
 {
-    if (n <= 1 || pthread_mutex_trylock(&pool.run) != 0) {
-        for (int i = 0; i < (n < 1 ? 1 : n); i++) fn(arg, i);
-        return;
-    }
     pthread_mutex_lock(&pool.mu);
     grow(n - 1);
     int nw = pool.nworkers < n - 1 ? pool.nworkers : n - 1; /* parts 1..nw go to workers */
@@ -180,9 +189,14 @@ void fz_threads_run(int n, void (*fn)(void *arg, int i), void *arg)
     atomic_store_explicit(&pool.gen, gen, memory_order_release);
     if (nw) pthread_cond_broadcast(&pool.go);
     pthread_mutex_unlock(&pool.mu);
+    *nw_out = nw;
+    return gen;
+}
 
-    fn(arg, 0);
-    /* the workers' parts that no worker has taken yet: the caller runs them */
+/* After the caller's own part: the workers' parts that no worker has taken yet (the caller
+ * runs them) and parts nw+1..n-1, then wait for the workers still running theirs. */
+static void complete(unsigned gen, int nw, int n, void (*fn)(void *arg, int i), void *arg)
+{
     for (int w = 1; w <= nw; w++) {
         pthread_mutex_lock(&pool.mu);
         int mine = pool.taken[w - 1] != gen;
@@ -191,8 +205,6 @@ void fz_threads_run(int n, void (*fn)(void *arg, int i), void *arg)
         if (mine) fn(arg, w);
     }
     for (int i = nw + 1; i < n; i++) fn(arg, i);
-
-    /* every part is taken now: wait for the workers still running theirs */
     long long t0 = now_ns();
     for (int k = 0; atomic_load_explicit(&pool.pending, memory_order_acquire) > 0; k++) {
         for (int p = 0; p < 16; p++) cpu_relax();
@@ -201,6 +213,49 @@ void fz_threads_run(int n, void (*fn)(void *arg, int i), void *arg)
     pthread_mutex_lock(&pool.mu);
     while (atomic_load(&pool.pending) > 0) pthread_cond_wait(&pool.done, &pool.mu);
     pthread_mutex_unlock(&pool.mu);
+}
+
+static int bg_mine(void) { return bg.active && pthread_equal(bg.owner, pthread_self()); }
+
+void fz_threads_run(int n, void (*fn)(void *arg, int i), void *arg)
+{
+    if (bg_mine()) fz_threads_finish(); /* the pool is needed now: the started job first */
+    if (n <= 1 || pthread_mutex_trylock(&pool.run) != 0) {
+        for (int i = 0; i < (n < 1 ? 1 : n); i++) fn(arg, i);
+        return;
+    }
+    int nw;
+    unsigned gen = post(n, fn, arg, &nw);
+    fn(arg, 0);
+    complete(gen, nw, n, fn, arg);
+    pthread_mutex_unlock(&pool.run);
+}
+
+int fz_threads_start(void (*fn)(void *arg, int i), void *arg)
+{
+    if (bg_mine()) fz_threads_finish();
+    if (pthread_mutex_trylock(&pool.run) != 0) return -1;
+    int nw;
+    unsigned gen = post(2, fn, arg, &nw);
+    if (nw < 1) { /* no worker could be started: nothing was posted to anyone */
+        pthread_mutex_unlock(&pool.run);
+        return -1;
+    }
+    bg.active = 1;
+    bg.owner = pthread_self();
+    bg.gen = gen;
+    bg.nw = nw;
+    bg.fn = fn;
+    bg.arg = arg;
+    return 0;
+}
+
+void fz_threads_finish(void)
+{
+    if (!bg_mine()) return;
+    bg.active = 0;
+    bg.fn(bg.arg, 0);
+    complete(bg.gen, bg.nw, 2, bg.fn, bg.arg);
     pthread_mutex_unlock(&pool.run);
 }
 

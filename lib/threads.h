@@ -43,6 +43,18 @@ void fz_threads_run(int n, void (*fn)(void *arg, int i), void *arg);
 void fz_threads_pieces(int T, size_t n, size_t piece,
                        void (*fn)(void *arg, size_t k, size_t lo, size_t hi), void *arg);
 
+/* A two-part job whose parts run at different times: part 1 starts on a worker now and
+ * fz_threads_start returns at once; part 0 runs on the caller when it calls
+ * fz_threads_finish, which then waits for part 1 (or runs it too, if no worker has taken
+ * it). Parts that take their work from a shared counter let the caller's part 0 take what
+ * the worker has not done by then. Meanwhile the pool belongs to the job: the caller's own
+ * fz_threads_run (or fz_threads_start) finishes it first; other threads run their parts
+ * serially. Returns 0 when started, -1 when it was not (the pool is busy, or no worker
+ * could be started): then nothing runs, and the caller does the work itself.
+ * fz_threads_finish does nothing when no job of the caller's is running. */
+int fz_threads_start(void (*fn)(void *arg, int i), void *arg);
+void fz_threads_finish(void);
+
 /* Worker threads started so far (for tests and benchmarks). */
 int fz_threads_started(void);
 

@@ -182,6 +182,9 @@ struct fz_trainer {
     const float *zlast;  /* (B, Z) z of the latest forward */
     int grads_zero;      /* the gradients are all zero (the epoch loop's optimiser step
                             zeroes them, so that the next batch need not) */
+    double early_lr;     /* > 0: batch_step begins the update of the decoder's parameters
+                            at this rate once their gradients are final (early_update) */
+    int early_begun;     /* that update is running (fz_optim_step_zero_begin) */
 };
 
 void fz_trainer_free(fz_trainer *t)
@@ -448,6 +451,12 @@ static double batch_step(fz_trainer *t, int B, int train, fz_rng *rng, double *r
         float *dz = vae ? t->dz : t->dh; /* (B, Z): what reaches z from the decoder (and head) */
         if (use_dec) fz_net_backward(&m->dec, zin, t->dxhat, dz, B);
         else fz_zero(dz, (size_t)B * Z);
+        /* Nothing below writes the decoder's gradients: their update can run on a worker
+         * while this thread goes on through the encoder (early_update). */
+        if (use_dec && t->early_lr > 0)
+            t->early_begun = fz_optim_step_zero_begin(&t->opt, m->params, m->grads, t->frozen,
+                                                      t->early_lr, m->enc.nparams,
+                                                      m->enc.nparams + m->dec.nparams) == 0;
         if (t->K) { /* (B, K) -> the head's parameter gradients and dmf (B, Z) */
             if (m->has_head) fz_net_backward(&m->head, t->hin, t->dm, t->dmf, B);
             else fz_fuzzy_backward(&m->fuzzy, t->hin, t->memb, t->dm, t->dmf, B);
@@ -559,6 +568,21 @@ static double grad_norm(fz_trainer *t, int zero_grads, float *grad_scale)
     return fz_clip_grad_norm(m->grads, m->nparams, t->c.clip);
 }
 
+/* The reasons an optimiser step stops training. */
+static int loss_failed(fz_err *err, double loss, long epoch, long batch, double recon, double kl)
+{
+    return fz_fail(err, FZ_EDATA,
+                   "the loss became %s in epoch %ld, batch %ld (recon %g, kl %g): "
+                   "try a lower learning rate or gradient clipping",
+                   isnan(loss) ? "NaN" : "infinite", epoch, batch, recon, kl);
+}
+
+static int grad_failed(fz_err *err, long epoch, long batch)
+{
+    return fz_fail(err, FZ_EDATA, "the gradient became non-finite in epoch %ld, batch %ld",
+                   epoch, batch);
+}
+
 /* One optimiser step on the B rows in t->x: batch_step, clipping, the update. Errors name
  * the epoch and batch. */
 static int train_batch(fz_trainer *t, int B, fz_rng *rng, double lr, long epoch, long batch,
@@ -589,27 +613,32 @@ static int train_batch(fz_trainer *t, int B, fz_rng *rng, double lr, long epoch,
         *loss = t->c.recon_weight * *recon + t->c.beta * *kl + t->c.gamma * fuzzy;
         return 0;
     }
+    /* Without clipping the update needs no norm first: the decoder's part of it can begin
+     * as soon as the decoder's gradients are final, on a worker that would otherwise wait
+     * while this thread runs the encoder's small layers (the same bits: each piece of the
+     * update is computed as in one pass, the norm's pieces added in order). */
+    int in_update = zero_grads && !(t->c.clip > 0); /* the norm measured in the update */
+    t->early_lr = in_update ? lr : 0;
+    t->early_begun = 0;
     *loss = batch_step(t, B, 1, rng, recon, kl);
-    if (!isfinite(*loss))
-        return fz_fail(err, FZ_EDATA,
-                       "the loss became %s in epoch %ld, batch %ld (recon %g, kl %g): "
-                       "try a lower learning rate or gradient clipping",
-                       isnan(*loss) ? "NaN" : "infinite", epoch, batch, *recon, *kl);
+    t->early_lr = 0;
+    if (t->early_begun) {
+        t->early_begun = 0;
+        fz_optim_step_zero_end(&t->opt, norm);
+        t->grads_zero = 1;
+        if (!isfinite(*loss)) return loss_failed(err, *loss, epoch, batch, *recon, *kl);
+        return isfinite(*norm) ? 0 : grad_failed(err, epoch, batch);
+    }
+    if (!isfinite(*loss)) return loss_failed(err, *loss, epoch, batch, *recon, *kl);
     /* Without clipping the norm is only reported (and a non-finite one stops training),
      * so the epoch loop measures it inside the update's pass instead of in a pass of its
      * own; a non-finite gradient then spoils this step's parameters, which the caller
      * drops with the epoch (fz-train keeps the last checkpoint). */
     float scale = 1.0f;
-    int in_update = zero_grads && !(t->c.clip > 0);
     if (!in_update) *norm = grad_norm(t, zero_grads, &scale);
-    if (!in_update && !isfinite(*norm))
-        return fz_fail(err, FZ_EDATA, "the gradient became non-finite in epoch %ld, batch %ld",
-                       epoch, batch);
+    if (!in_update && !isfinite(*norm)) return grad_failed(err, epoch, batch);
     update(t, t->frozen, lr, zero_grads, scale, in_update ? norm : NULL);
-    if (in_update && !isfinite(*norm))
-        return fz_fail(err, FZ_EDATA, "the gradient became non-finite in epoch %ld, batch %ld",
-                       epoch, batch);
-    return 0;
+    return isfinite(*norm) ? 0 : grad_failed(err, epoch, batch);
 }
 
 void fz_trainer_set_noise(fz_trainer *t, const float *eps) { t->given_eps = eps; }

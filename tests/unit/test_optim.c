@@ -627,6 +627,59 @@ static void test_adam_bits(void)
     free(rv);
 }
 
+/* fz_optim_step_zero_begin/end: the same parameters, state and norm, bit for bit, as
+ * fz_optim_step_zero, for a range of whole pieces in the middle, one that reaches the end,
+ * one without a whole piece (nothing begun), and on one thread (nothing begun); the range's
+ * gradients are zero after end like the others. */
+static void test_begin_end(void)
+{
+    enum { NP = 300007 }; /* 10 pieces of 32768, the last short */
+    float *g = malloc(NP * sizeof(float)), *p1 = malloc(NP * sizeof(float));
+    float *p2 = malloc(NP * sizeof(float)), *g1 = malloc(NP * sizeof(float));
+    float *g2 = malloc(NP * sizeof(float));
+    unsigned char *frozen = calloc(NP, 1);
+    CHECK(g && p1 && p2 && g1 && g2 && frozen);
+    if (!g || !p1 || !p2 || !g1 || !g2 || !frozen) return;
+    fz_rng r;
+    fz_rng_seed(&r, 9);
+    for (size_t i = 0; i < NP; i++) g[i] = (float)(fz_rng_uniform(&r) - 0.5);
+    for (size_t i = 70000; i < 70100; i++) frozen[i] = 1;
+    /* {lo, hi, threads, begun} */
+    static const long ranges[][4] = {{40000, 200000, 2, 1}, {100000, NP, 2, 1},
+                                     {40000, 60000, 2, 0}, {0, NP, 1, 0}};
+    for (size_t c = 0; c < sizeof ranges / sizeof ranges[0]; c++) {
+        fz_opt_conf conf = fz_opt_defaults(FZ_OPT_ADAMW);
+        fz_optim a, b;
+        fz_err err = {0};
+        CHECK_EQ_INT(fz_optim_init(&a, &conf, NP, &err), 0);
+        CHECK_EQ_INT(fz_optim_init(&b, &conf, NP, &err), 0);
+        for (size_t i = 0; i < NP; i++) p1[i] = p2[i] = (float)(i % 89) * 0.01f;
+        fz_blas_set_threads((int)ranges[c][2]);
+        double n1 = 0, n2 = 0;
+        size_t left = 0;
+        for (int s = 0; s < 3; s++) {
+            memcpy(g1, g, NP * sizeof(float));
+            memcpy(g2, g, NP * sizeof(float));
+            fz_optim_step_zero(&a, p1, g1, frozen, 1e-2, 1.0f, &n1);
+            int begun = fz_optim_step_zero_begin(&b, p2, g2, frozen, 1e-2, (size_t)ranges[c][0],
+                                                 (size_t)ranges[c][1]) == 0;
+            CHECK_EQ_INT(begun, (int)ranges[c][3]);
+            if (begun) fz_optim_step_zero_end(&b, &n2);
+            else fz_optim_step_zero(&b, p2, g2, frozen, 1e-2, 1.0f, &n2);
+            for (size_t i = 0; i < NP; i++) left += g2[i] != 0;
+        }
+        CHECK_MSG(memcmp(p1, p2, NP * sizeof(float)) == 0 && n1 == n2 && a.step == b.step &&
+                      memcmp(a.state, b.state, fz_optim_state_len(&a) * sizeof(float)) == 0 &&
+                      left == 0,
+                  "range %zu: begin/end differs from fz_optim_step_zero (norm %.17g, %.17g; "
+                  "%zu gradients left)", c, n1, n2, left);
+        fz_optim_free(&a);
+        fz_optim_free(&b);
+    }
+    fz_blas_set_threads(1);
+    free(g), free(p1), free(p2), free(g1), free(g2), free(frozen);
+}
+
 int main(void)
 {
     test_against_formulas();
@@ -640,5 +693,6 @@ int main(void)
     test_sched();
     test_helpers();
     test_threaded();
+    test_begin_end();
     return check_report("test_optim");
 }

@@ -541,11 +541,66 @@ static void test_pieces(void)
     }
 }
 
+/* A started job (fz_threads_start): part 1 runs on a worker while the caller goes on,
+ * part 0 on the caller at fz_threads_finish; each exactly once. The caller's own
+ * fz_threads_run finishes it first; another thread's call runs its parts serially
+ * meanwhile; finish without a job does nothing. */
+typedef struct other_job {
+    probe p;
+    int done;
+} other_job;
+
+static void *other_thread(void *arg)
+{
+    other_job *o = arg;
+    fz_threads_run(3, probe_part, &o->p);
+    o->done = 1;
+    return NULL;
+}
+
+static void test_started(void)
+{
+    fz_threads_finish(); /* nothing running: nothing happens */
+    probe p;
+    memset(&p, 0, sizeof p);
+    CHECK_EQ_INT(fz_threads_start(slow_part, &p), 0);
+    /* meanwhile another thread's call runs serially on that thread */
+    other_job o;
+    memset(&o, 0, sizeof o);
+    pthread_t th;
+    CHECK(pthread_create(&th, NULL, other_thread, &o) == 0);
+    pthread_join(th, NULL);
+    CHECK(o.done && o.p.runs[0] == 1 && o.p.runs[1] == 1 && o.p.runs[2] == 1);
+    CHECK(pthread_equal(o.p.who[1], th) && pthread_equal(o.p.who[2], th));
+    CHECK_EQ_INT(p.runs[0], 0); /* the caller's part waits for finish */
+    fz_threads_finish();
+    CHECK(p.runs[0] == 1 && p.runs[1] == 1);
+    CHECK(pthread_equal(p.who[0], pthread_self()));
+    /* the caller's fz_threads_run finishes the started job before its own */
+    probe q, r;
+    memset(&q, 0, sizeof q);
+    memset(&r, 0, sizeof r);
+    CHECK_EQ_INT(fz_threads_start(probe_part, &q), 0);
+    fz_threads_run(2, probe_part, &r);
+    CHECK(q.runs[0] == 1 && q.runs[1] == 1 && r.runs[0] == 1 && r.runs[1] == 1);
+    fz_threads_finish(); /* already finished: nothing more */
+    CHECK(q.runs[0] == 1 && q.runs[1] == 1);
+    /* a start while one is running finishes the first */
+    memset(&q, 0, sizeof q);
+    memset(&r, 0, sizeof r);
+    CHECK_EQ_INT(fz_threads_start(probe_part, &q), 0);
+    CHECK_EQ_INT(fz_threads_start(probe_part, &r), 0);
+    CHECK(q.runs[0] == 1 && q.runs[1] == 1);
+    fz_threads_finish();
+    CHECK(r.runs[0] == 1 && r.runs[1] == 1);
+}
+
 int main(void)
 {
     fz_blas_ftz(1);
     fz_rng_seed(&rng, 7);
     test_pool();
+    test_started();
     test_conv_threads();
     test_elementwise_threads();
     test_bn1d_threads();
