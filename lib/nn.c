@@ -946,10 +946,14 @@ static void silu_fwd(float *y, const float *x, size_t n)
 }
 
 FZ_CLONES
-static void silu_bwd(float *dx, const float *x, const float *dy, size_t n)
+static void silu_bwd(float *dx, const float *x, const float *y, const float *dy, size_t n)
 {
+    /* sigmoid(x) as y / x, the forward's output over its input: a division instead of the
+     * exp and a division (SiLU's backward took 0.60 ns an element, bound by them); within
+     * about 1 ulp of sigmoidf(x) (the rounding of y = x * s). At x = 0 it is 1/2; where s
+     * flushed to 0, y / x is 0 too. */
     for (size_t i = 0; i < n; i++) {
-        float s = sigmoidf(x[i]);
+        float s = x[i] == 0.0f ? 0.5f : y[i] / x[i];
         dx[i] = dy[i] * s * (1.0f + x[i] * (1.0f - s));
     }
 }
@@ -991,7 +995,7 @@ static void act_backward(const fz_layer *L, const float *x, const float *y, cons
     switch (L->kind) {
     case FZ_RELU: relu_bwd(dx, x, dy, total); break;
     case FZ_LEAKYRELU: lrelu_bwd(dx, x, dy, L->slope, total); break;
-    case FZ_SILU: silu_bwd(dx, x, dy, total); break;
+    case FZ_SILU: silu_bwd(dx, x, y, dy, total); break;
     case FZ_SIGMOID: sigmoid_bwd(dx, y, dy, total); break;
     case FZ_TANH: tanh_bwd(dx, y, dy, total); break;
     case FZ_SOFTPLUS:

@@ -828,6 +828,24 @@ static void test_act_accuracy(void)
     }
     CHECK_MSG(worst_s <= 2.0 && worst_g <= 2.0, "SiLU within %.2f ulp, sigmoid within %.2f ulp",
               worst_s, worst_g);
+    /* SiLU's backward (sigmoid(x) taken as y / x) with dy = 1 against the derivative
+     * s (1 + x (1 - s)), in ulps of its larger term s (it crosses 0 near x = -1.28). 1 - s
+     * cancels where s nears 1, in float whatever s is made from: measured 12 ulp at x near
+     * 13.8 (with s = sigmoidf(x), 8 near 16.6). */
+    float *ones = malloc(N * sizeof(float)), *dx = malloc(N * sizeof(float));
+    CHECK(ones && dx);
+    if (!ones || !dx) return;
+    for (int i = 0; i < N; i++) ones[i] = 1.0f;
+    fz_layer_backward(&S, x, ys, ones, dx, ROWS);
+    double worst_d = 0;
+    for (int i = 0; i < N; i++) {
+        double v = x[i], g = 1.0 / (1.0 + exp(-v)), d = g * (1.0 + v * (1.0 - g));
+        double scale = fmax(fabs(d), g);
+        if (scale > 1e-30) worst_d = fmax(worst_d, fabs(dx[i] - d) / scale / FLT_EPSILON);
+    }
+    CHECK_MSG(worst_d <= 16.0, "SiLU's derivative within %.2f ulp", worst_d);
+    free(ones);
+    free(dx);
     /* one row whose first 8 values are the special ones */
     float ex[8] = {-100.0f, -88.0f, 89.0f, 100.0f, NAN, 0.0f, -INFINITY, INFINITY};
     for (int k = 0; k < 8; k++) x[k] = ex[k];
