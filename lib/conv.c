@@ -516,7 +516,17 @@ typedef struct job {
     size_t region;
     atomic_int next; /* the next group to take */
     void (*group)(struct job *j, float *scratch, int grp); /* the work of one group */
+    fz_conv_post post; /* forward: called on each finished chunk of y, or NULL */
+    void *post_ctx;
 } job;
+
+/* Forward: samples [n0, n0 + m) of y are final; the post hook takes them while they are in
+ * this thread's cache. */
+static void chunk_done(const job *j, int n0, int m)
+{
+    size_t out = fz_layer_out_size(j->L);
+    if (j->post) j->post(j->post_ctx, (size_t)n0 * out, (size_t)(n0 + m) * out);
+}
 
 static void job_init(job *j, fz_layer *L, const float *x, const float *dy, float *y,
                      float *dx, int B)
@@ -531,6 +541,8 @@ static void job_init(job *j, fz_layer *L, const float *x, const float *dy, float
     j->dy = dy;
     j->y = y;
     j->dx = dx;
+    j->post = NULL;
+    j->post_ctx = NULL;
     j->B = B;
     j->T = T;
     j->G = groups_for(T) < B ? groups_for(T) : B;
@@ -792,6 +804,7 @@ static void conv2d_forward_folded(job *j, float *region, int grp)
         folded_conv(j, &f, yn);
         if (L->has_bias)
             for (int o = 0; o < f.G; o++) add_const_f(yn + (size_t)o * f.S, L->bias[o], f.S);
+        chunk_done(j, n, 1);
     }
 }
 
@@ -830,6 +843,7 @@ static void convt2d_forward_folded(job *j, float *region, int grp)
     for (int n = b0; n < b1; n++) {
         folded_conv_adjoint(j, &f, j->x + n * in);
         col2im_folded(&f.g, f.dxf, j->y + n * out, L->has_bias ? L->bias : NULL);
+        chunk_done(j, n, 1);
     }
 }
 
@@ -1002,6 +1016,7 @@ static void forward_wino(job *j, float *region, int grp)
             wino_grid_tiles(&w, j->x + n0 * in, in, m);
             wino_adjoint(j, &w, m, bias, j->y + n0 * out, out);
         }
+        chunk_done(j, n0, m);
     }
 }
 
@@ -1083,13 +1098,17 @@ static void conv2d_forward_group(job *j, float *col, int grp)
             for (int o = 0; o < O; o++)
                 copy_add_f(y + (n0 + s) * out + (size_t)o * S, t + o * ld + (size_t)s * S,
                            L->has_bias ? L->bias[o] : 0.0f, S);
+        chunk_done(j, n0, m);
     }
 }
 
-void fz_conv2d_forward(fz_layer *L, const float *x, float *y, int B)
+void fz_conv2d_forward(fz_layer *L, const float *x, float *y, int B, fz_conv_post post,
+                       void *ctx)
 {
     job j;
     job_init(&j, L, x, NULL, y, NULL, B);
+    j.post = post;
+    j.post_ctx = ctx;
     run_path(&j, forward_wino, conv2d_forward_folded, conv2d_forward_group);
 }
 
@@ -1156,13 +1175,17 @@ static void convt2d_forward_group(job *j, float *col, int grp)
         gemm(j, 1, 0, OKK, (int)ld, Cin, L->weight, OKK, xt, (int)ld, 0.0f, col, (int)ld);
         for (int s = 0; s < m; s++)
             col2im(&g, col + (size_t)s * HW, ld, y + (n0 + s) * out, L->has_bias ? L->bias : NULL);
+        chunk_done(j, n0, m);
     }
 }
 
-void fz_convt2d_forward(fz_layer *L, const float *x, float *y, int B)
+void fz_convt2d_forward(fz_layer *L, const float *x, float *y, int B, fz_conv_post post,
+                        void *ctx)
 {
     job j;
     job_init(&j, L, x, NULL, y, NULL, B);
+    j.post = post;
+    j.post_ctx = ctx;
     run_path(&j, forward_wino, convt2d_forward_folded, convt2d_forward_group);
 }
 

@@ -353,10 +353,25 @@ void fz_linear_forward_ld(fz_layer *L, const float *x, size_t ldx, float *y, int
     linear_forward_into(L, x, ldx, y, B, NULL, NULL);
 }
 
+/* the activation over y[lo, hi) into y2 as a convolution's post hook */
+static void act_range(void *ctx, size_t lo, size_t hi)
+{
+    const act_block_job *j = ctx;
+    act_forward(j->act, j->x + lo, j->y + lo, hi - lo);
+}
+
 int fz_layer_forward_pair(fz_layer *L, fz_layer *next, const float *x, float *y, float *y2,
                           int B, int train)
 {
-    if (L->kind != FZ_LINEAR || !fz_layer_is_act(next)) return 0;
+    if (!fz_layer_is_act(next)) return 0;
+    if (L->kind == FZ_CONV2D || L->kind == FZ_CONVT2D) {
+        L->last_train = next->last_train = train != 0;
+        act_block_job aj = {next, y, y2, 0};
+        if (L->kind == FZ_CONV2D) fz_conv2d_forward(L, x, y, B, act_range, &aj);
+        else fz_convt2d_forward(L, x, y, B, act_range, &aj);
+        return 1;
+    }
+    if (L->kind != FZ_LINEAR) return 0;
     size_t total = (size_t)B * fz_layer_out_size(L);
     /* Where the product runs on the calling thread and the activation would be cut over
      * the threads, the two stay apart. */
@@ -1116,8 +1131,8 @@ void fz_layer_forward(fz_layer *L, const float *x, float *y, int B, int train, f
     L->last_train = train != 0;
     switch (L->kind) {
     case FZ_LINEAR: linear_forward(L, x, y, B); break;
-    case FZ_CONV2D: fz_conv2d_forward(L, x, y, B); break;
-    case FZ_CONVT2D: fz_convt2d_forward(L, x, y, B); break;
+    case FZ_CONV2D: fz_conv2d_forward(L, x, y, B, NULL, NULL); break;
+    case FZ_CONVT2D: fz_convt2d_forward(L, x, y, B, NULL, NULL); break;
     case FZ_BATCHNORM1D:
     case FZ_BATCHNORM2D: bn_forward(L, x, y, B, train); break;
     case FZ_DROPOUT: dropout_forward(L, x, y, total, train, rng); break;

@@ -197,9 +197,9 @@ void fz_layer_free(fz_layer *L);
 void fz_layer_forward(fz_layer *L, const float *x, float *y, int B, int train, fz_rng *rng);
 
 /* fz_layer_forward of L into y and then of next (on y) into y2, as one step where that is
- * faster: a Linear layer followed by an activation computes the activation of each block
- * of its output on the thread that computed the block, right after it (the same bits as
- * layer by layer). Returns 1 if it did both, 0 if it did nothing (the caller then runs the
+ * faster: a Linear layer or a convolution followed by an activation computes the
+ * activation of each block (or chunk of samples) of its output on the thread that
+ * computed it, right after it (the same bits as layer by layer). Returns 1 if it did both, 0 if it did nothing (the caller then runs the
  * two layers itself). */
 int fz_layer_forward_pair(fz_layer *L, fz_layer *next, const float *x, float *y, float *y2,
                           int B, int train);
@@ -232,9 +232,14 @@ void fz_layers_eval_rows(fz_layer *L, int k, const float *x, float *y, int B);
 /* Internal to lib/ (conv.c, called by the dispatch in nn.c); use the fz_layer_* calls. */
 size_t fz_conv_scratch_floats(const fz_layer *L, int max_batch); /* max_batch 0: any */
 int fz_conv_threads(void); /* threads a convolution reserved now would have room for */
-void fz_conv2d_forward(fz_layer *L, const float *x, float *y, int B);
+/* The forward passes call post (if not NULL) on each range [lo, hi) of y's floats as soon
+ * as it is final, on the thread that computed it (whole samples; every float once). */
+typedef void (*fz_conv_post)(void *ctx, size_t lo, size_t hi);
+void fz_conv2d_forward(fz_layer *L, const float *x, float *y, int B, fz_conv_post post,
+                       void *ctx);
 void fz_conv2d_backward(fz_layer *L, const float *x, const float *dy, float *dx, int B);
-void fz_convt2d_forward(fz_layer *L, const float *x, float *y, int B);
+void fz_convt2d_forward(fz_layer *L, const float *x, float *y, int B, fz_conv_post post,
+                        void *ctx);
 void fz_convt2d_backward(fz_layer *L, const float *x, const float *dy, float *dx, int B);
 
 #endif

@@ -862,6 +862,55 @@ static void test_act_accuracy(void)
     free(yg);
 }
 
+/* A convolution and the activation after it in one step (fz_layer_forward_pair: the
+ * activation applied to each chunk of samples as the convolution finishes it): the bits of
+ * the two layers one after the other, on one and two threads, for the Winograd, folded and
+ * column paths of both kinds. */
+static void test_conv_pair(void)
+{
+    /* kind (0 Conv2d, 1 ConvTranspose2d), in_c, h, w, out_c, k, stride, pad */
+    static const int cases[][8] = {{0, 16, 12, 12, 32, 5, 1, 0}, {0, 1, 14, 14, 8, 5, 1, 0},
+                                   {0, 3, 11, 9, 4, 3, 2, 1},   {1, 32, 8, 8, 16, 5, 1, 0},
+                                   {1, 8, 10, 10, 1, 5, 1, 0},  {1, 4, 5, 6, 3, 3, 2, 1}};
+    fz_layer_kind acts[2] = {FZ_SILU, FZ_SIGMOID};
+    int prev = fz_blas_threads();
+    for (int T = 1; T <= 2; T++)
+        for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+            const int *k = cases[c];
+            enum { B = 7 };
+            fz_layer L, A;
+            fz_err err;
+            fz_blas_set_threads(T);
+            if (k[0] == 0)
+                CHECK_EQ_INT(fz_conv2d_init(&L, k[1], k[2], k[3], k[4], k[5], k[6], k[7], 1, &err), 0);
+            else
+                CHECK_EQ_INT(fz_convt2d_init(&L, k[1], k[2], k[3], k[4], k[5], k[6], k[7], 0, 1, &err), 0);
+            CHECK_EQ_INT(fz_act_init(&A, acts[c % 2], L.out, &err), 0);
+            size_t np = fz_layer_nparams(&L), nx = B * fz_layer_in_size(&L), ny = B * fz_layer_out_size(&L);
+            size_t ns = fz_layer_scratch_floats_for(&L, B);
+            float *p = malloc(np * sizeof(float)), *x = malloc(nx * sizeof(float));
+            float *sc = malloc((ns ? ns : 1) * sizeof(float));
+            float *y = malloc(ny * sizeof(float)), *y2 = malloc(ny * sizeof(float));
+            float *ry = malloc(ny * sizeof(float)), *ry2 = malloc(ny * sizeof(float));
+            CHECK(p && x && sc && y && y2 && ry && ry2);
+            if (!p || !x || !sc || !y || !y2 || !ry || !ry2) return;
+            for (size_t i = 0; i < np; i++) p[i] = (float)urand(-0.3, 0.3);
+            for (size_t i = 0; i < nx; i++) x[i] = (float)urand(-1, 1);
+            fz_layer_bind(&L, p, NULL, NULL);
+            CHECK_EQ_INT(fz_layer_reserve(&L, B, sc, &err), 0);
+            CHECK_EQ_INT(fz_layer_reserve(&A, B, NULL, &err), 0);
+            fz_layer_forward(&L, x, ry, B, 1, NULL);
+            fz_layer_forward(&A, ry, ry2, B, 1, NULL);
+            CHECK_EQ_INT(fz_layer_forward_pair(&L, &A, x, y, y2, B, 1), 1);
+            CHECK_MSG(memcmp(y, ry, ny * sizeof(float)) == 0 && memcmp(y2, ry2, ny * sizeof(float)) == 0,
+                      "conv pair %zu on %d threads differs", c, T);
+            fz_layer_free(&L);
+            fz_layer_free(&A);
+            free(p), free(x), free(sc), free(y), free(y2), free(ry), free(ry2);
+        }
+    fz_blas_set_threads(prev);
+}
+
 int main(void)
 {
     test_keep_mask();
@@ -869,6 +918,7 @@ int main(void)
     fz_rng_seed(&rng, 42);
     test_linear();
     test_linear_pair();
+    test_conv_pair();
     test_conv();
     test_convt();
     test_winograd();
