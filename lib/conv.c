@@ -516,9 +516,17 @@ typedef struct job {
     size_t region;
     atomic_int next; /* the next group to take */
     void (*group)(struct job *j, float *scratch, int grp); /* the work of one group */
-    fz_conv_post post; /* forward: called on each finished chunk of y, or NULL */
+    fz_conv_post post; /* forward: called on each finished chunk of y; backward: on each
+                          chunk of dy before it is read; or NULL */
     void *post_ctx;
 } job;
+
+/* Backward: samples [n0, n0 + m) of dy are about to be read; the hook makes them. */
+static void chunk_ready(const job *j, int n0, int m)
+{
+    size_t out = fz_layer_out_size(j->L);
+    if (j->post) j->post(j->post_ctx, (size_t)n0 * out, (size_t)(n0 + m) * out);
+}
 
 /* Forward: samples [n0, n0 + m) of y are final; the post hook takes them while they are in
  * this thread's cache. */
@@ -819,6 +827,7 @@ static void conv2d_backward_folded(job *j, float *region, int grp)
     group_range(j, grp, &b0, &b1, &nb);
     memset(f.dwf, 0, (size_t)f.g.k * f.G * f.Ck * sizeof(float));
     for (int n = b0; n < b1; n++) {
+        chunk_ready(j, n, 1);
         const float *dyn = j->dy + n * out;
         if (db)
             for (int o = 0; o < f.G; o++) db[o] += sum_f(dyn + (size_t)o * f.S, f.S);
@@ -860,6 +869,7 @@ static void convt2d_backward_folded(job *j, float *region, int grp)
     group_range(j, grp, &b0, &b1, &nb);
     memset(f.dwf, 0, (size_t)f.g.k * f.G * f.Ck * sizeof(float));
     for (int n = b0; n < b1; n++) {
+        chunk_ready(j, n, 1);
         const float *dyn = j->dy + n * out;
         if (db)
             for (int o = 0; o < L->out.c; o++) db[o] += sum_f(dyn + (size_t)o * HW, (int)HW);
@@ -1041,6 +1051,7 @@ static void backward_wino(job *j, float *region, int grp)
     for (int n0 = b0; n0 < b1; n0 += nb) {
         int m = b1 - n0 < nb ? b1 - n0 : nb;
         wino_chunk_of(&w, m);
+        chunk_ready(j, n0, m);
         const float *dy = j->dy + n0 * out, *x = j->x + n0 * in;
         if (db)
             for (int s = 0; s < m; s++)
@@ -1130,6 +1141,7 @@ static void conv2d_backward_group(job *j, float *col, int grp)
     for (int n0 = b0; n0 < b1; n0 += nb) {
         int m = b1 - n0 < nb ? b1 - n0 : nb;
         size_t ld = (size_t)m * S;
+        chunk_ready(j, n0, m);
         for (int s = 0; s < m; s++) im2col(&g, x + (n0 + s) * in, col + (size_t)s * S, ld);
         for (int o = 0; o < O; o++) {
             float sb = 0.0f;
@@ -1144,10 +1156,13 @@ static void conv2d_backward_group(job *j, float *col, int grp)
     }
 }
 
-void fz_conv2d_backward(fz_layer *L, const float *x, const float *dy, float *dx, int B)
+void fz_conv2d_backward(fz_layer *L, const float *x, const float *dy, float *dx, int B,
+                        fz_conv_post pre, void *ctx)
 {
     job j;
     job_init(&j, L, x, dy, NULL, dx, B);
+    j.post = pre;
+    j.post_ctx = ctx;
     run_path(&j, backward_wino, conv2d_backward_folded, conv2d_backward_group);
     reduce_grads(&j);
 }
@@ -1208,6 +1223,7 @@ static void convt2d_backward_group(job *j, float *col, int grp)
     for (int n0 = b0; n0 < b1; n0 += nb) {
         int m = b1 - n0 < nb ? b1 - n0 : nb;
         size_t ld = (size_t)m * HW;
+        chunk_ready(j, n0, m);
         for (int s = 0; s < m; s++) {
             const float *dyn = dy + (n0 + s) * out;
             im2col(&g, dyn, col + (size_t)s * HW, ld);
@@ -1225,10 +1241,13 @@ static void convt2d_backward_group(job *j, float *col, int grp)
     }
 }
 
-void fz_convt2d_backward(fz_layer *L, const float *x, const float *dy, float *dx, int B)
+void fz_convt2d_backward(fz_layer *L, const float *x, const float *dy, float *dx, int B,
+                         fz_conv_post pre, void *ctx)
 {
     job j;
     job_init(&j, L, x, dy, NULL, dx, B);
+    j.post = pre;
+    j.post_ctx = ctx;
     run_path(&j, backward_wino, convt2d_backward_folded, convt2d_backward_group);
     reduce_grads(&j);
 }

@@ -332,6 +332,22 @@ void fz_net_backward(fz_net *net, const float *x, const float *dy, float *dx, in
                 memcpy(dx, dcur, fz_layer_in_size(L) * (size_t)B * sizeof(float));
             continue;
         }
+        /* An activation after a convolution: the activation's backward in place in our own
+         * buffer dcur, chunk by chunk as the convolution's backward reads it. */
+        if (i >= 1 && fz_layer_is_act(L) && (dcur == net->dbuf[0] || dcur == net->dbuf[1])) {
+            int c = i - 1;
+            float *cdst = c == first_real && !dx ? NULL
+                          : c == 0               ? dx
+                          : dcur == net->dbuf[0] ? net->dbuf[1]
+                                                 : net->dbuf[0];
+            if (fz_layer_backward_pair(&net->layers[c], L, c ? net->act[c - 1] : x, net->act[c],
+                                       net->act[i], (float *)dcur, cdst, B)) {
+                if (!cdst) break;
+                dcur = cdst;
+                i = c;
+                continue;
+            }
+        }
         /* The input of layer i as forward saw it (a view's act is its input's memory). */
         const float *in = i ? net->act[i - 1] : x;
         float *dst;

@@ -311,6 +311,8 @@ void fz_dropout_use_mask(fz_layer *L, const unsigned char *keep) { L->ext_mask =
 /* ---- Linear ------------------------------------------------------------------------- */
 
 static void act_forward(const fz_layer *L, const float *x, float *y, size_t total);
+static void act_backward(const fz_layer *L, const float *x, const float *y, const float *dy,
+                         float *dx, size_t total);
 static int act_threads(const fz_layer *L, size_t total, int backward);
 
 /* An activation applied to a block of a Linear layer's output as the product's epilogue:
@@ -378,6 +380,29 @@ int fz_layer_forward_pair(fz_layer *L, fz_layer *next, const float *x, float *y,
     if (fz_gemm_parts(B, L->out.c, L->in.c) < 2 && act_threads(next, total, 0) > 1) return 0;
     L->last_train = next->last_train = train != 0;
     linear_forward_into(L, x, (size_t)L->in.c, y, B, next, y2);
+    return 1;
+}
+
+/* the activation's backward over [lo, hi), in place in dy, as a convolution's pre hook */
+typedef struct act_back_job {
+    const fz_layer *act;
+    const float *x, *y; /* the activation's input and output */
+    float *dy;
+} act_back_job;
+
+static void act_back_range(void *ctx, size_t lo, size_t hi)
+{
+    const act_back_job *j = ctx;
+    act_backward(j->act, j->x + lo, j->y + lo, j->dy + lo, j->dy + lo, hi - lo);
+}
+
+int fz_layer_backward_pair(fz_layer *L, fz_layer *next, const float *x, const float *y,
+                           const float *y2, float *dy, float *dx, int B)
+{
+    if (!fz_layer_is_act(next) || (L->kind != FZ_CONV2D && L->kind != FZ_CONVT2D)) return 0;
+    act_back_job j = {next, y, y2, dy};
+    if (L->kind == FZ_CONV2D) fz_conv2d_backward(L, x, dy, dx, B, act_back_range, &j);
+    else fz_convt2d_backward(L, x, dy, dx, B, act_back_range, &j);
     return 1;
 }
 
@@ -1150,8 +1175,8 @@ void fz_layer_backward(fz_layer *L, const float *x, const float *y, const float 
     size_t total = (size_t)B * fz_layer_in_size(L);
     switch (L->kind) {
     case FZ_LINEAR: linear_backward(L, x, dy, dx, B); break;
-    case FZ_CONV2D: fz_conv2d_backward(L, x, dy, dx, B); break;
-    case FZ_CONVT2D: fz_convt2d_backward(L, x, dy, dx, B); break;
+    case FZ_CONV2D: fz_conv2d_backward(L, x, dy, dx, B, NULL, NULL); break;
+    case FZ_CONVT2D: fz_convt2d_backward(L, x, dy, dx, B, NULL, NULL); break;
     case FZ_BATCHNORM1D:
     case FZ_BATCHNORM2D: bn_backward(L, x, dy, dx, B); break;
     case FZ_DROPOUT:

@@ -204,6 +204,15 @@ void fz_layer_forward(fz_layer *L, const float *x, float *y, int B, int train, f
 int fz_layer_forward_pair(fz_layer *L, fz_layer *next, const float *x, float *y, float *y2,
                           int B, int train);
 
+/* The backward of the pair fz_layer_forward_pair computed, as one step where that is
+ * faster: L a convolution with input x and output y, next an activation on y with output
+ * y2; dy holds dLoss/dy2 and is overwritten, chunk by chunk of samples as the
+ * convolution's backward reaches it, with dLoss/dy (the activation's backward in place),
+ * and dx (or NULL) receives dLoss/dx. The same bits as layer by layer. Returns 1 if it did
+ * both, 0 if it did nothing. */
+int fz_layer_backward_pair(fz_layer *L, fz_layer *next, const float *x, const float *y,
+                           const float *y2, float *dy, float *dx, int B);
+
 /* Given dy (B, out) = dLoss/dy, add dLoss/dparams into the gradient block and write
  * dx (B, in) = dLoss/dx (skipped when dx is NULL). x and y are those of the latest forward
  * with the same B. */
@@ -233,13 +242,17 @@ void fz_layers_eval_rows(fz_layer *L, int k, const float *x, float *y, int B);
 size_t fz_conv_scratch_floats(const fz_layer *L, int max_batch); /* max_batch 0: any */
 int fz_conv_threads(void); /* threads a convolution reserved now would have room for */
 /* The forward passes call post (if not NULL) on each range [lo, hi) of y's floats as soon
- * as it is final, on the thread that computed it (whole samples; every float once). */
+ * as it is final, the backward passes call pre on each range of dy's just before they read
+ * it (it may write dy there: a caller's pass fused into the convolution's), on the thread
+ * that works on it (whole samples; every float once). */
 typedef void (*fz_conv_post)(void *ctx, size_t lo, size_t hi);
 void fz_conv2d_forward(fz_layer *L, const float *x, float *y, int B, fz_conv_post post,
                        void *ctx);
-void fz_conv2d_backward(fz_layer *L, const float *x, const float *dy, float *dx, int B);
+void fz_conv2d_backward(fz_layer *L, const float *x, const float *dy, float *dx, int B,
+                        fz_conv_post pre, void *ctx);
 void fz_convt2d_forward(fz_layer *L, const float *x, float *y, int B, fz_conv_post post,
                         void *ctx);
-void fz_convt2d_backward(fz_layer *L, const float *x, const float *dy, float *dx, int B);
+void fz_convt2d_backward(fz_layer *L, const float *x, const float *dy, float *dx, int B,
+                         fz_conv_post pre, void *ctx);
 
 #endif

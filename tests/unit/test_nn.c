@@ -863,9 +863,10 @@ static void test_act_accuracy(void)
 }
 
 /* A convolution and the activation after it in one step (fz_layer_forward_pair: the
- * activation applied to each chunk of samples as the convolution finishes it): the bits of
- * the two layers one after the other, on one and two threads, for the Winograd, folded and
- * column paths of both kinds. */
+ * activation applied to each chunk of samples as the convolution finishes it;
+ * fz_layer_backward_pair: the activation's backward on each chunk of dy just before the
+ * convolution's backward reads it): the bits of the two layers one after the other, on one
+ * and two threads, for the Winograd, folded and column paths of both kinds. */
 static void test_conv_pair(void)
 {
     /* kind (0 Conv2d, 1 ConvTranspose2d), in_c, h, w, out_c, k, stride, pad */
@@ -904,6 +905,24 @@ static void test_conv_pair(void)
             CHECK_EQ_INT(fz_layer_forward_pair(&L, &A, x, y, y2, B, 1), 1);
             CHECK_MSG(memcmp(y, ry, ny * sizeof(float)) == 0 && memcmp(y2, ry2, ny * sizeof(float)) == 0,
                       "conv pair %zu on %d threads differs", c, T);
+            /* backward: the activation's backward in place in dy, chunk by chunk inside the
+             * convolution's, against the two layers one after the other */
+            float *g = calloc(np, sizeof(float)), *rg = malloc(np * sizeof(float));
+            float *dy = malloc(ny * sizeof(float)), *dya = malloc(ny * sizeof(float));
+            float *dx = malloc(nx * sizeof(float)), *rdx = malloc(nx * sizeof(float));
+            CHECK(g && rg && dy && dya && dx && rdx);
+            if (!g || !rg || !dy || !dya || !dx || !rdx) return;
+            for (size_t i = 0; i < ny; i++) dy[i] = (float)urand(-1, 1);
+            fz_layer_bind(&L, p, g, NULL);
+            fz_layer_backward(&A, ry, ry2, dy, dya, B);
+            fz_layer_backward(&L, x, ry, dya, rdx, B);
+            memcpy(rg, g, np * sizeof(float));
+            memset(g, 0, np * sizeof(float));
+            CHECK_EQ_INT(fz_layer_backward_pair(&L, &A, x, y, y2, dy, dx, B), 1);
+            CHECK_MSG(memcmp(dy, dya, ny * sizeof(float)) == 0 && memcmp(dx, rdx, nx * sizeof(float)) == 0 &&
+                          memcmp(g, rg, np * sizeof(float)) == 0,
+                      "conv pair %zu on %d threads: backward differs", c, T);
+            free(g), free(rg), free(dy), free(dya), free(dx), free(rdx);
             fz_layer_free(&L);
             fz_layer_free(&A);
             free(p), free(x), free(sc), free(y), free(y2), free(ry), free(ry2);
