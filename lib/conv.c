@@ -521,23 +521,17 @@ typedef struct job {
     void *post_ctx;
 } job;
 
-/* Backward: samples [n0, n0 + m) of dy are about to be read; the hook makes them. */
-static void chunk_ready(const job *j, int n0, int m)
-{
-    size_t out = fz_layer_out_size(j->L);
-    if (j->post) j->post(j->post_ctx, (size_t)n0 * out, (size_t)(n0 + m) * out);
-}
-
-/* Forward: samples [n0, n0 + m) of y are final; the post hook takes them while they are in
- * this thread's cache. */
-static void chunk_done(const job *j, int n0, int m)
+/* The hook on samples [n0, n0 + m): in a forward pass their y is final (the hook takes it
+ * while it is in this thread's cache), in a backward pass their dy is about to be read
+ * (the hook may write it). */
+static void chunk_hook(const job *j, int n0, int m)
 {
     size_t out = fz_layer_out_size(j->L);
     if (j->post) j->post(j->post_ctx, (size_t)n0 * out, (size_t)(n0 + m) * out);
 }
 
 static void job_init(job *j, fz_layer *L, const float *x, const float *dy, float *y,
-                     float *dx, int B)
+                     float *dx, int B, fz_conv_post hook, void *hook_ctx)
 {
     int Tr = L->threads < 1 ? 1 : L->threads; /* the scratch has room for Tr threads */
     int T = fz_conv_threads();
@@ -549,8 +543,8 @@ static void job_init(job *j, fz_layer *L, const float *x, const float *dy, float
     j->dy = dy;
     j->y = y;
     j->dx = dx;
-    j->post = NULL;
-    j->post_ctx = NULL;
+    j->post = hook;
+    j->post_ctx = hook_ctx;
     j->B = B;
     j->T = T;
     j->G = groups_for(T) < B ? groups_for(T) : B;
@@ -812,7 +806,7 @@ static void conv2d_forward_folded(job *j, float *region, int grp)
         folded_conv(j, &f, yn);
         if (L->has_bias)
             for (int o = 0; o < f.G; o++) add_const_f(yn + (size_t)o * f.S, L->bias[o], f.S);
-        chunk_done(j, n, 1);
+        chunk_hook(j, n, 1);
     }
 }
 
@@ -827,7 +821,7 @@ static void conv2d_backward_folded(job *j, float *region, int grp)
     group_range(j, grp, &b0, &b1, &nb);
     memset(f.dwf, 0, (size_t)f.g.k * f.G * f.Ck * sizeof(float));
     for (int n = b0; n < b1; n++) {
-        chunk_ready(j, n, 1);
+        chunk_hook(j, n, 1);
         const float *dyn = j->dy + n * out;
         if (db)
             for (int o = 0; o < f.G; o++) db[o] += sum_f(dyn + (size_t)o * f.S, f.S);
@@ -852,7 +846,7 @@ static void convt2d_forward_folded(job *j, float *region, int grp)
     for (int n = b0; n < b1; n++) {
         folded_conv_adjoint(j, &f, j->x + n * in);
         col2im_folded(&f.g, f.dxf, j->y + n * out, L->has_bias ? L->bias : NULL);
-        chunk_done(j, n, 1);
+        chunk_hook(j, n, 1);
     }
 }
 
@@ -869,7 +863,7 @@ static void convt2d_backward_folded(job *j, float *region, int grp)
     group_range(j, grp, &b0, &b1, &nb);
     memset(f.dwf, 0, (size_t)f.g.k * f.G * f.Ck * sizeof(float));
     for (int n = b0; n < b1; n++) {
-        chunk_ready(j, n, 1);
+        chunk_hook(j, n, 1);
         const float *dyn = j->dy + n * out;
         if (db)
             for (int o = 0; o < L->out.c; o++) db[o] += sum_f(dyn + (size_t)o * HW, (int)HW);
@@ -1026,7 +1020,7 @@ static void forward_wino(job *j, float *region, int grp)
             wino_grid_tiles(&w, j->x + n0 * in, in, m);
             wino_adjoint(j, &w, m, bias, j->y + n0 * out, out);
         }
-        chunk_done(j, n0, m);
+        chunk_hook(j, n0, m);
     }
 }
 
@@ -1051,7 +1045,7 @@ static void backward_wino(job *j, float *region, int grp)
     for (int n0 = b0; n0 < b1; n0 += nb) {
         int m = b1 - n0 < nb ? b1 - n0 : nb;
         wino_chunk_of(&w, m);
-        chunk_ready(j, n0, m);
+        chunk_hook(j, n0, m);
         const float *dy = j->dy + n0 * out, *x = j->x + n0 * in;
         if (db)
             for (int s = 0; s < m; s++)
@@ -1109,7 +1103,7 @@ static void conv2d_forward_group(job *j, float *col, int grp)
             for (int o = 0; o < O; o++)
                 copy_add_f(y + (n0 + s) * out + (size_t)o * S, t + o * ld + (size_t)s * S,
                            L->has_bias ? L->bias[o] : 0.0f, S);
-        chunk_done(j, n0, m);
+        chunk_hook(j, n0, m);
     }
 }
 
@@ -1117,9 +1111,7 @@ void fz_conv2d_forward(fz_layer *L, const float *x, float *y, int B, fz_conv_pos
                        void *ctx)
 {
     job j;
-    job_init(&j, L, x, NULL, y, NULL, B);
-    j.post = post;
-    j.post_ctx = ctx;
+    job_init(&j, L, x, NULL, y, NULL, B, post, ctx);
     run_path(&j, forward_wino, conv2d_forward_folded, conv2d_forward_group);
 }
 
@@ -1141,7 +1133,7 @@ static void conv2d_backward_group(job *j, float *col, int grp)
     for (int n0 = b0; n0 < b1; n0 += nb) {
         int m = b1 - n0 < nb ? b1 - n0 : nb;
         size_t ld = (size_t)m * S;
-        chunk_ready(j, n0, m);
+        chunk_hook(j, n0, m);
         for (int s = 0; s < m; s++) im2col(&g, x + (n0 + s) * in, col + (size_t)s * S, ld);
         for (int o = 0; o < O; o++) {
             float sb = 0.0f;
@@ -1160,9 +1152,7 @@ void fz_conv2d_backward(fz_layer *L, const float *x, const float *dy, float *dx,
                         fz_conv_post pre, void *ctx)
 {
     job j;
-    job_init(&j, L, x, dy, NULL, dx, B);
-    j.post = pre;
-    j.post_ctx = ctx;
+    job_init(&j, L, x, dy, NULL, dx, B, pre, ctx);
     run_path(&j, backward_wino, conv2d_backward_folded, conv2d_backward_group);
     reduce_grads(&j);
 }
@@ -1190,7 +1180,7 @@ static void convt2d_forward_group(job *j, float *col, int grp)
         gemm(j, 1, 0, OKK, (int)ld, Cin, L->weight, OKK, xt, (int)ld, 0.0f, col, (int)ld);
         for (int s = 0; s < m; s++)
             col2im(&g, col + (size_t)s * HW, ld, y + (n0 + s) * out, L->has_bias ? L->bias : NULL);
-        chunk_done(j, n0, m);
+        chunk_hook(j, n0, m);
     }
 }
 
@@ -1198,9 +1188,7 @@ void fz_convt2d_forward(fz_layer *L, const float *x, float *y, int B, fz_conv_po
                         void *ctx)
 {
     job j;
-    job_init(&j, L, x, NULL, y, NULL, B);
-    j.post = post;
-    j.post_ctx = ctx;
+    job_init(&j, L, x, NULL, y, NULL, B, post, ctx);
     run_path(&j, forward_wino, convt2d_forward_folded, convt2d_forward_group);
 }
 
@@ -1223,7 +1211,7 @@ static void convt2d_backward_group(job *j, float *col, int grp)
     for (int n0 = b0; n0 < b1; n0 += nb) {
         int m = b1 - n0 < nb ? b1 - n0 : nb;
         size_t ld = (size_t)m * HW;
-        chunk_ready(j, n0, m);
+        chunk_hook(j, n0, m);
         for (int s = 0; s < m; s++) {
             const float *dyn = dy + (n0 + s) * out;
             im2col(&g, dyn, col + (size_t)s * HW, ld);
@@ -1245,9 +1233,7 @@ void fz_convt2d_backward(fz_layer *L, const float *x, const float *dy, float *dx
                          fz_conv_post pre, void *ctx)
 {
     job j;
-    job_init(&j, L, x, dy, NULL, dx, B);
-    j.post = pre;
-    j.post_ctx = ctx;
+    job_init(&j, L, x, dy, NULL, dx, B, pre, ctx);
     run_path(&j, backward_wino, convt2d_backward_folded, convt2d_backward_group);
     reduce_grads(&j);
 }

@@ -319,6 +319,16 @@ const float *fz_net_forward_ld(fz_net *net, const float *x, size_t ldx, int B)
     return forward_from(net, f + 1, net->act[f], B, 0, NULL);
 }
 
+/* Where layer k's input gradient goes, dcur holding its output's: nowhere (NULL) for the
+ * first computing layer when the caller wants none, dx for layer 0, else the one of the
+ * two buffers dcur is not. */
+static float *grad_dst(fz_net *net, int k, int first_real, const float *dcur, float *dx)
+{
+    if (k == first_real && !dx) return NULL; /* nobody needs it: skip its product */
+    if (k == 0) return dx;
+    return dcur == net->dbuf[0] ? net->dbuf[1] : net->dbuf[0];
+}
+
 void fz_net_backward(fz_net *net, const float *x, const float *dy, float *dx, int B)
 {
     /* first_real: the first layer that computes something; below it are only views. */
@@ -336,10 +346,7 @@ void fz_net_backward(fz_net *net, const float *x, const float *dy, float *dx, in
          * buffer dcur, chunk by chunk as the convolution's backward reads it. */
         if (i >= 1 && fz_layer_is_act(L) && (dcur == net->dbuf[0] || dcur == net->dbuf[1])) {
             int c = i - 1;
-            float *cdst = c == first_real && !dx ? NULL
-                          : c == 0               ? dx
-                          : dcur == net->dbuf[0] ? net->dbuf[1]
-                                                 : net->dbuf[0];
+            float *cdst = grad_dst(net, c, first_real, dcur, dx);
             if (fz_layer_backward_pair(&net->layers[c], L, c ? net->act[c - 1] : x, net->act[c],
                                        net->act[i], (float *)dcur, cdst, B)) {
                 if (!cdst) break;
@@ -350,13 +357,7 @@ void fz_net_backward(fz_net *net, const float *x, const float *dy, float *dx, in
         }
         /* The input of layer i as forward saw it (a view's act is its input's memory). */
         const float *in = i ? net->act[i - 1] : x;
-        float *dst;
-        if (i == first_real && !dx)
-            dst = NULL; /* nobody needs the input gradient: skip its product */
-        else if (i == 0)
-            dst = dx;
-        else
-            dst = (dcur == net->dbuf[0]) ? net->dbuf[1] : net->dbuf[0];
+        float *dst = grad_dst(net, i, first_real, dcur, dx);
         fz_layer_backward(L, in, net->act[i], dcur, dst, B);
         if (!dst) break;
         dcur = dst;

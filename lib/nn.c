@@ -532,12 +532,14 @@ typedef struct bn1d_job {
     int B, train, T;
 } bn1d_job;
 
-static void bn1d_channels(const bn1d_job *j, int i, int *c0, int *c1)
+/* part i's channels [*c0, *c1); returns their count (0 or less: none) */
+static int bn1d_channels(const bn1d_job *j, int i, int *c0, int *c1)
 {
     int C = j->L->in.c, blocks = (C + 15) / 16;
     *c0 = 16 * (int)((long long)blocks * i / j->T);
     *c1 = 16 * (int)((long long)blocks * (i + 1) / j->T);
     if (*c1 > C) *c1 = C;
+    return *c1 - *c0;
 }
 
 static void bn1d_forward_part(void *arg, int i)
@@ -545,8 +547,7 @@ static void bn1d_forward_part(void *arg, int i)
     const bn1d_job *j = arg;
     fz_layer *L = j->L;
     int B = j->B, C = L->in.c, c0, c1;
-    bn1d_channels(j, i, &c0, &c1);
-    int w = c1 - c0;
+    int w = bn1d_channels(j, i, &c0, &c1);
     if (w <= 0) return;
     size_t n = (size_t)B;
     const float *x = j->x + c0;
@@ -589,8 +590,7 @@ static void bn1d_backward_part(void *arg, int i)
     const bn1d_job *j = arg;
     fz_layer *L = j->L;
     int B = j->B, C = L->in.c, c0, c1;
-    bn1d_channels(j, i, &c0, &c1);
-    int w = c1 - c0;
+    int w = bn1d_channels(j, i, &c0, &c1);
     if (w <= 0) return;
     size_t n = (size_t)B;
     const float *x = j->x + c0, *dy = j->dy + c0;
